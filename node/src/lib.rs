@@ -1,0 +1,3 @@
+//! rumor: the node library. `core` is the sans-IO protocol state machine; the binary drives it.
+
+pub mod core;
