@@ -191,7 +191,8 @@ impl ReplayGuard {
                 let mut w = SenderWindow { epoch: h.epoch, window: Window::default(), newest_ts: h.timestamp_ms };
                 w.window.commit(h.counter)?;
                 if let Some((_, old)) = self.windows.push(h.sender, w) {
-                    self.evicted_floor_ms = self.evicted_floor_ms.max(old.newest_ts);
+                    // Strictly after: the evicted window may have accepted a datagram stamped exactly then.
+                    self.evicted_floor_ms = self.evicted_floor_ms.max(old.newest_ts.saturating_add(1));
                 }
             }
         }

@@ -70,11 +70,13 @@ struct KeyDoc {
 }
 
 /// A member's signing key loaded from a file.
+#[derive(Debug)]
 pub struct MemberKeyFile {
     pub secret: SecretKey,
 }
 
 /// A cluster key loaded from a file, with its ring id.
+#[derive(Debug)]
 pub struct ClusterKeyFile {
     pub key_id: u32,
     pub key: ClusterKey,

@@ -8,12 +8,16 @@
 pub mod anti_replay;
 pub mod ed25519;
 pub mod epoch;
+pub mod fuzz;
 pub mod header;
 pub mod keyfile;
 pub mod keys;
 pub mod message;
 pub mod seal;
 pub mod suite;
+
+#[cfg(test)]
+mod nonce_uniqueness;
 
 pub use anti_replay::{Replay, ReplayConfig, ReplayGuard};
 pub use ed25519::{PublicKey, SecretKey, Signature};

@@ -11,7 +11,7 @@
 //! Members sharing a cluster key differ in member id; restarts differ in epoch (persisted,
 //! `epoch.rs`); snapshots, copied state and twin instances differ in salt. Nonces are built only
 //! by [`nonce_for`] here: no API takes a nonce from the caller.
-//! Tested by `tests/nonce_uniqueness.rs` (1000 restarts, rolled-back state, twin instances).
+//! Tested by `nonce_uniqueness.rs` (1000 restarts, rolled-back state, twin instances).
 //!
 //! Concurrency: a `Sealer` belongs to one sending thread; an `Opener` to one receiving thread
 //! (each keeps its own subkey cache); both share the key ring through [`SharedKeyRing`].
@@ -50,6 +50,13 @@ pub(crate) fn derive_subkey(alg: AeadAlg, key: &ClusterKey, key_id: u32, member:
         .and_then(|okm| okm.fill(&mut out))
         .expect("HKDF-SHA256 expand of 32 bytes");
     out
+}
+
+/// The subkey a receiver derives for `h`, as raw bytes: for the nonce-uniqueness test only.
+#[cfg(test)]
+pub(crate) fn wire_subkey(suite: Suite, ring: &crate::keys::KeyRingState, h: &Header) -> Option<[u8; 32]> {
+    let HopAuth::Aead(alg) = suite.hop() else { return None };
+    Some(derive_subkey(alg, ring.get(h.key_id)?, h.key_id, h.sender, h.epoch, h.salt.as_ref()?))
 }
 
 /// The only place a nonce is made: from the authenticated header counter.
