@@ -313,10 +313,10 @@ impl Unverified {
     }
 
     fn into_verified(mut self) -> Verified {
-        let hlen = self.header.encoded_len();
+        // Trim header and trailer by moving the buffer's bounds: no refcount traffic.
         self.buf.truncate(self.buf.len() - self.header.suite.trailer_len());
-        let body = self.buf.freeze().slice(hlen..);
-        Verified { header: self.header, body }
+        bytes::Buf::advance(&mut self.buf, self.header.encoded_len());
+        Verified { header: self.header, body: self.buf.freeze() }
     }
 }
 
@@ -338,6 +338,10 @@ impl Verified {
     }
     pub fn messages(&self) -> Frames {
         Frames::new(self.body.clone())
+    }
+    /// Consumes the datagram into its frames (saves a refcount round trip over `messages`).
+    pub fn into_messages(self) -> Frames {
+        Frames::new(self.body)
     }
     /// Decodes every frame, failing on the first bad one.
     pub fn decode_messages(&self) -> Result<Vec<Message>, WireError> {
@@ -382,7 +386,7 @@ struct SubkeyEntry {
 pub struct Opener {
     suite: Suite,
     ring: Option<RingView>,
-    subkeys: HashMap<(u32, MemberId), SubkeyEntry>,
+    subkeys: HashMap<(u32, MemberId), SubkeyEntry, foldhash::fast::RandomState>,
     subkey_cap: usize,
     hmac: Option<(u32, hmac::Key)>,
 }
@@ -393,7 +397,7 @@ impl Opener {
         if suite.uses_cluster_key() && ring.is_none() {
             return Err(SealError::WrongKeys { suite, need: "the cluster key ring" });
         }
-        Ok(Opener { suite, ring: ring.map(RingView::new), subkeys: HashMap::new(), subkey_cap: DEFAULT_SUBKEY_CACHE, hmac: None })
+        Ok(Opener { suite, ring: ring.map(RingView::new), subkeys: HashMap::default(), subkey_cap: DEFAULT_SUBKEY_CACHE, hmac: None })
     }
 
     pub fn suite(&self) -> Suite {
