@@ -12,11 +12,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use bytes::BytesMut;
-use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey};
-use ring::hmac;
 use codec::ed25519::{self, SecretKey};
 use codec::suite::{AeadAlg, HopAuth};
 use codec::*;
+use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey};
+use ring::hmac;
 use serde_json::json;
 
 use crate::util;
@@ -42,7 +42,13 @@ pub struct Args {
 
 impl Args {
     pub fn for_report(json: PathBuf) -> Args {
-        Args { json: Some(json), sizes: vec![64, 1200], samples: 11, sample_ms: 30, suites: vec![] }
+        Args {
+            json: Some(json),
+            sizes: vec![64, 1200],
+            samples: 11,
+            sample_ms: 30,
+            suites: vec![],
+        }
     }
 }
 
@@ -112,13 +118,25 @@ impl Fixture {
 
     /// The codec path: build the rumor (signed by its origin where the suite says so), pack, seal.
     fn seal(&self, sealer: &mut Sealer) -> bytes::Bytes {
-        let mut r = Rumor { origin: 1, seq: 7, timestamp_ms: NOW_MS, payload: self.payload.clone(), signature: None };
+        let mut r = Rumor {
+            origin: 1,
+            seq: 7,
+            timestamp_ms: NOW_MS,
+            payload: self.payload.clone(),
+            signature: None,
+        };
         if self.suite.signs_origin() {
             r.signature = Some(self.member.sign(&r.signing_input(TAG)));
         }
         let mut p = Packet::new(self.suite, DEFAULT_MTU).expect("default MTU fits every suite");
-        let fitted = p.push(&Message::Rumor(r)).expect("payload within rumor limit");
-        assert!(fitted, "a {}-byte rumor must fit one datagram", self.payload.len());
+        let fitted = p
+            .push(&Message::Rumor(r))
+            .expect("payload within rumor limit");
+        assert!(
+            fitted,
+            "a {}-byte rumor must fit one datagram",
+            self.payload.len()
+        );
         sealer.seal(NOW_MS, p).expect("fresh sealer")
     }
 
@@ -126,16 +144,22 @@ impl Fixture {
     /// suites also decode the rumor and check its origin signature, which that suite's
     /// authentication includes. Decoding is not framing, so other suites stop at `Verified`.
     fn open(&self, opener: &mut Opener, d: BytesMut) -> bool {
-        let Ok(u) = Unverified::parse(d, self.suite, TAG) else { return false };
-        let Ok(v) = opener.open(u, &self.keys) else { return false };
+        let Ok(u) = Unverified::parse(d, self.suite, TAG) else {
+            return false;
+        };
+        let Ok(v) = opener.open(u, &self.keys) else {
+            return false;
+        };
         if !self.suite.signs_origin() {
             return !std::hint::black_box(v).body().is_empty();
         }
         v.into_messages().all(|m| match m {
-            Ok(Message::Rumor(r)) if self.suite.signs_origin() => match (&r.signature, self.keys.public_key(r.origin)) {
-                (Some(sig), Some(k)) => ed25519::verify(k, &r.signing_input(TAG), sig).is_ok(),
-                _ => false,
-            },
+            Ok(Message::Rumor(r)) if self.suite.signs_origin() => {
+                match (&r.signature, self.keys.public_key(r.origin)) {
+                    (Some(sig), Some(k)) => ed25519::verify(k, &r.signing_input(TAG), sig).is_ok(),
+                    _ => false,
+                }
+            }
             Ok(_) => true,
             Err(_) => false,
         })
@@ -168,11 +192,19 @@ impl Raw {
                     AeadAlg::Aes256Gcm => &ring::aead::AES_256_GCM,
                     AeadAlg::ChaCha20Poly1305 => &ring::aead::CHACHA20_POLY1305,
                 };
-                Some(LessSafeKey::new(UnboundKey::new(algo, &key).map_err(|_| anyhow::anyhow!("AEAD key"))?))
+                Some(LessSafeKey::new(
+                    UnboundKey::new(algo, &key).map_err(|_| anyhow::anyhow!("AEAD key"))?,
+                ))
             }
             _ => None,
         };
-        let r = Rumor { origin: 1, seq: 7, timestamp_ms: NOW_MS, payload: f.payload.clone(), signature: None };
+        let r = Rumor {
+            origin: 1,
+            seq: 7,
+            timestamp_ms: NOW_MS,
+            payload: f.payload.clone(),
+            signature: None,
+        };
         let origin_msg = r.signing_input(TAG);
         let mut raw = Raw {
             hop: f.suite.hop(),
@@ -193,7 +225,9 @@ impl Raw {
             HopAuth::Aead(_) => {
                 let (h, b) = d.split_at_mut(raw.hlen);
                 let key = raw.aead.as_ref().expect("AEAD suite has a key");
-                let tag = key.seal_in_place_separate_tag(Self::nonce(), Aad::from(&*h), b).map_err(|_| anyhow::anyhow!("seal"))?;
+                let tag = key
+                    .seal_in_place_separate_tag(Self::nonce(), Aad::from(&*h), b)
+                    .map_err(|_| anyhow::anyhow!("seal"))?;
                 d.extend_from_slice(tag.as_ref());
             }
             HopAuth::None | HopAuth::Signature => d = sealed.to_vec(),
@@ -222,7 +256,11 @@ impl Raw {
                 buf.extend_from_slice(&self.datagram[..body_end]);
                 let (h, b) = buf.split_at_mut(self.hlen);
                 let key = self.aead.as_ref().expect("AEAD suite has a key");
-                let _ = std::hint::black_box(key.seal_in_place_separate_tag(Self::nonce(), Aad::from(&*h), b));
+                let _ = std::hint::black_box(key.seal_in_place_separate_tag(
+                    Self::nonce(),
+                    Aad::from(&*h),
+                    b,
+                ));
             }
             HopAuth::Signature => {
                 std::hint::black_box(self.member.sign(&self.datagram[..body_end]));
@@ -247,7 +285,8 @@ impl Raw {
                 ed25519::verify(&self.public, &d[..body_end], &sig).is_ok()
             }
         };
-        let origin_ok = !self.signs_origin || ed25519::verify(&self.public, &self.origin_msg, &self.origin_sig).is_ok();
+        let origin_ok = !self.signs_origin
+            || ed25519::verify(&self.public, &self.origin_msg, &self.origin_sig).is_ok();
         hop_ok && origin_ok
     }
 }
@@ -277,9 +316,15 @@ fn measure(suite: Suite, size: usize, samples: usize, dur: Duration) -> anyhow::
     let mut sealer = Sealer::new(suite, TAG, 1, 1, f.hop_keys(), &mut rng).context("sealer")?;
     let mut opener = Opener::new(suite, Some(f.ring.clone())).context("opener")?;
     let sealed = f.seal(&mut sealer);
-    anyhow::ensure!(f.open(&mut opener, BytesMut::from(&sealed[..])), "{suite}: the codec did not open its own datagram");
+    anyhow::ensure!(
+        f.open(&mut opener, BytesMut::from(&sealed[..])),
+        "{suite}: the codec did not open its own datagram"
+    );
     let raw = Raw::new(&f, &sealed)?;
-    anyhow::ensure!(raw.open(&mut raw.datagram.clone()), "{suite}: raw check failed");
+    anyhow::ensure!(
+        raw.open(&mut raw.datagram.clone()),
+        "{suite}: raw check failed"
+    );
     // Receive buffers are carved from one region, as a receive ring's are: no allocation per datagram.
     let copies = || carve(&sealed);
     let (mut s, mut o, mut rs, mut ro) = (vec![], vec![], vec![], vec![]);
@@ -290,34 +335,89 @@ fn measure(suite: Suite, size: usize, samples: usize, dur: Duration) -> anyhow::
         for side in [codec_first, !codec_first] {
             if side {
                 // Open first: sealing advances the counter but the sealed copy above stays valid.
-                o.push(rate(dur, copies, |c| c.into_iter().map(|d| usize::from(f.open(&mut opener, d))).sum()));
-                s.push(rate(dur, || (), |_| (0..CHUNK).map(|_| std::hint::black_box(f.seal(&mut sealer)).len().min(1)).sum()));
+                o.push(rate(dur, copies, |c| {
+                    c.into_iter()
+                        .map(|d| usize::from(f.open(&mut opener, d)))
+                        .sum()
+                }));
+                s.push(rate(
+                    dur,
+                    || (),
+                    |_| {
+                        (0..CHUNK)
+                            .map(|_| std::hint::black_box(f.seal(&mut sealer)).len().min(1))
+                            .sum()
+                    },
+                ));
             } else if suite != Suite::None {
                 // The same carved buffers as the codec side, each opened in place and dropped.
-                ro.push(rate(dur, || carve(&raw.datagram), |c| c.into_iter().map(|mut d| usize::from(raw.open(&mut d))).sum()));
-                rs.push(rate(dur, || (), |_| (0..CHUNK).map(|_| raw.seal(&mut scratch)).sum()));
+                ro.push(rate(
+                    dur,
+                    || carve(&raw.datagram),
+                    |c| {
+                        c.into_iter()
+                            .map(|mut d| usize::from(raw.open(&mut d)))
+                            .sum()
+                    },
+                ));
+                rs.push(rate(
+                    dur,
+                    || (),
+                    |_| (0..CHUNK).map(|_| raw.seal(&mut scratch)).sum(),
+                ));
             }
         }
     }
     let med = |v: Vec<f64>| (!v.is_empty()).then(|| median(v));
-    Ok(Row { suite, size, datagram_bytes: sealed.len(), seal: median(s), open: median(o), raw_seal: med(rs), raw_open: med(ro) })
+    Ok(Row {
+        suite,
+        size,
+        datagram_bytes: sealed.len(),
+        seal: median(s),
+        open: median(o),
+        raw_seal: med(rs),
+        raw_open: med(ro),
+    })
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
     anyhow::ensure!(a.samples > 0, "--samples must be at least 1");
     for &size in &a.sizes {
-        anyhow::ensure!(size <= message::MAX_RUMOR_PAYLOAD, "--sizes: {size} exceeds the rumor payload limit {}", message::MAX_RUMOR_PAYLOAD);
+        anyhow::ensure!(
+            size <= message::MAX_RUMOR_PAYLOAD,
+            "--sizes: {size} exceeds the rumor payload limit {}",
+            message::MAX_RUMOR_PAYLOAD
+        );
     }
-    let suites = if a.suites.is_empty() { Suite::ALL.to_vec() } else { a.suites.clone() };
+    let suites = if a.suites.is_empty() {
+        Suite::ALL.to_vec()
+    } else {
+        a.suites.clone()
+    };
     let dur = Duration::from_millis(a.sample_ms);
     let mut rows = Vec::new();
-    println!("{:<18} {:>5} {:>6} {:>12} {:>12} {:>12} {:>12} {:>7}", "suite", "size", "bytes", "seal/s", "open/s", "raw seal/s", "raw open/s", "open/raw");
+    println!(
+        "{:<18} {:>5} {:>6} {:>12} {:>12} {:>12} {:>12} {:>7}",
+        "suite", "size", "bytes", "seal/s", "open/s", "raw seal/s", "raw open/s", "open/raw"
+    );
     for &suite in &suites {
         for &size in &a.sizes {
             let r = measure(suite, size, a.samples, dur)?;
-            let ratio = r.raw_open.map_or("-".to_string(), |x| format!("{:.2}", r.open / x));
+            let ratio = r
+                .raw_open
+                .map_or("-".to_string(), |x| format!("{:.2}", r.open / x));
             let f = |x: Option<f64>| x.map_or("-".to_string(), |x| format!("{x:.0}"));
-            println!("{:<18} {:>5} {:>6} {:>12.0} {:>12.0} {:>12} {:>12} {:>7}", suite.name(), size, r.datagram_bytes, r.seal, r.open, f(r.raw_seal), f(r.raw_open), ratio);
+            println!(
+                "{:<18} {:>5} {:>6} {:>12.0} {:>12.0} {:>12} {:>12} {:>7}",
+                suite.name(),
+                size,
+                r.datagram_bytes,
+                r.seal,
+                r.open,
+                f(r.raw_seal),
+                f(r.raw_open),
+                ratio
+            );
             rows.push(r);
         }
     }
@@ -333,7 +433,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 })
             })
             .collect();
-        util::write_json(path, &json!({ "samples": a.samples, "sample_ms": a.sample_ms, "results": results }))?;
+        util::write_json(
+            path,
+            &json!({ "samples": a.samples, "sample_ms": a.sample_ms, "peak_rss_bytes": util::peak_rss_bytes(), "results": results }),
+        )?;
     }
     Ok(())
 }

@@ -10,7 +10,11 @@ mod pool;
 mod util;
 
 #[derive(Parser)]
-#[command(name = "rumor-bench", version, about = "rumor benchmarks: crypto suites, verification pool, ingest, cluster, simulator")]
+#[command(
+    name = "rumor-bench",
+    version,
+    about = "rumor benchmarks: crypto suites, verification pool, ingest, cluster, simulator"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Option<Cmd>,

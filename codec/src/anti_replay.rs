@@ -57,13 +57,19 @@ pub struct Window {
 
 impl Default for Window {
     fn default() -> Self {
-        Window { blocks: [0; RING_BLOCKS], last: 0 }
+        Window {
+            blocks: [0; RING_BLOCKS],
+            last: 0,
+        }
     }
 }
 
 impl Window {
     fn locate(c: u64) -> (usize, u64) {
-        (((c / BLOCK_BITS) % RING_BLOCKS as u64) as usize, 1u64 << (c % BLOCK_BITS))
+        (
+            ((c / BLOCK_BITS) % RING_BLOCKS as u64) as usize,
+            1u64 << (c % BLOCK_BITS),
+        )
     }
 
     /// Read-only: would `c` be accepted?
@@ -116,7 +122,11 @@ impl Default for ReplayConfig {
     fn default() -> Self {
         // 30 s of age as Solana's gossip allows; 2 s of skew: what NTP-synced hosts keep, and
         // the span of pre-restart traffic a replayer could still use after our restart.
-        ReplayConfig { max_windows: 65_536, max_skew_ms: 2_000, max_age_ms: 30_000 }
+        ReplayConfig {
+            max_windows: 65_536,
+            max_skew_ms: 2_000,
+            max_age_ms: 30_000,
+        }
     }
 }
 
@@ -139,7 +149,12 @@ impl ReplayGuard {
     pub fn new(cfg: ReplayConfig, boot_unix_ms: u64) -> ReplayGuard {
         let cap = NonZeroUsize::new(cfg.max_windows).unwrap_or(NonZeroUsize::MIN);
         let floor_ms = boot_unix_ms.saturating_sub(cfg.max_skew_ms);
-        ReplayGuard { cfg, floor_ms, evicted_floor_ms: floor_ms, windows: LruCache::new(cap) }
+        ReplayGuard {
+            cfg,
+            floor_ms,
+            evicted_floor_ms: floor_ms,
+            windows: LruCache::new(cap),
+        }
     }
 
     fn fresh(&self, now_ms: u64, h: &Header, floor: u64) -> Result<(), Replay> {
@@ -161,9 +176,14 @@ impl ReplayGuard {
             Some(w) => {
                 self.fresh(now_ms, h, self.floor_ms)?;
                 match h.epoch.cmp(&w.epoch) {
-                    std::cmp::Ordering::Less => Err(Replay::StaleEpoch { got: h.epoch, current: w.epoch }),
+                    std::cmp::Ordering::Less => Err(Replay::StaleEpoch {
+                        got: h.epoch,
+                        current: w.epoch,
+                    }),
                     std::cmp::Ordering::Equal => w.window.check(h.counter),
-                    std::cmp::Ordering::Greater => (h.counter != 0).then_some(()).ok_or(Replay::ZeroCounter),
+                    std::cmp::Ordering::Greater => {
+                        (h.counter != 0).then_some(()).ok_or(Replay::ZeroCounter)
+                    }
                 }
             }
             None => {
@@ -184,15 +204,24 @@ impl ReplayGuard {
             }
             Some(w) => {
                 // precheck refused older epochs, so this one is newer.
-                *w = SenderWindow { epoch: h.epoch, window: Window::default(), newest_ts: h.timestamp_ms };
+                *w = SenderWindow {
+                    epoch: h.epoch,
+                    window: Window::default(),
+                    newest_ts: h.timestamp_ms,
+                };
                 w.window.commit(h.counter)?;
             }
             None => {
-                let mut w = SenderWindow { epoch: h.epoch, window: Window::default(), newest_ts: h.timestamp_ms };
+                let mut w = SenderWindow {
+                    epoch: h.epoch,
+                    window: Window::default(),
+                    newest_ts: h.timestamp_ms,
+                };
                 w.window.commit(h.counter)?;
                 if let Some((_, old)) = self.windows.push(h.sender, w) {
                     // Strictly after: the evicted window may have accepted a datagram stamped exactly then.
-                    self.evicted_floor_ms = self.evicted_floor_ms.max(old.newest_ts.saturating_add(1));
+                    self.evicted_floor_ms =
+                        self.evicted_floor_ms.max(old.newest_ts.saturating_add(1));
                 }
             }
         }

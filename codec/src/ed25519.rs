@@ -65,7 +65,9 @@ pub enum KeyError {
 
 impl PublicKey {
     pub fn from_bytes(b: [u8; PUBLIC_KEY_LEN]) -> Result<PublicKey, KeyError> {
-        VerificationKey::try_from(b).map(|vk| PublicKey { vk }).map_err(|_| KeyError::NotAPoint)
+        VerificationKey::try_from(b)
+            .map(|vk| PublicKey { vk })
+            .map_err(|_| KeyError::NotAPoint)
     }
 
     pub fn to_bytes(&self) -> [u8; PUBLIC_KEY_LEN] {
@@ -76,7 +78,9 @@ impl PublicKey {
     /// Honestly generated keys always pass; small-order keys would let anyone forge.
     pub fn check_admissible(&self) -> Result<(), KeyError> {
         let bytes = self.to_bytes();
-        let p = CompressedEdwardsY(bytes).decompress().ok_or(KeyError::NotAPoint)?;
+        let p = CompressedEdwardsY(bytes)
+            .decompress()
+            .ok_or(KeyError::NotAPoint)?;
         if p.compress().to_bytes() != bytes {
             return Err(KeyError::NonCanonical);
         }
@@ -103,16 +107,22 @@ pub struct SecretKey {
 
 impl SecretKey {
     pub fn generate<R: RngCore + CryptoRng>(rng: &mut R) -> SecretKey {
-        SecretKey { sk: SigningKey::new(rng) }
+        SecretKey {
+            sk: SigningKey::new(rng),
+        }
     }
     pub(crate) fn from_seed(seed: [u8; SECRET_KEY_LEN]) -> SecretKey {
-        SecretKey { sk: SigningKey::from(seed) }
+        SecretKey {
+            sk: SigningKey::from(seed),
+        }
     }
     pub(crate) fn seed(&self) -> [u8; SECRET_KEY_LEN] {
         self.sk.into()
     }
     pub fn public(&self) -> PublicKey {
-        PublicKey { vk: VerificationKey::from(&self.sk) }
+        PublicKey {
+            vk: VerificationKey::from(&self.sk),
+        }
     }
     pub fn sign(&self, msg: &[u8]) -> Signature {
         Signature(self.sk.sign(msg).to_bytes())
@@ -197,8 +207,16 @@ mod tests {
             assert_eq!(pk.check_admissible().unwrap_err(), KeyError::SmallOrder);
         }
         let sk = SecretKey::generate(&mut rand::thread_rng());
-        let a = CompressedEdwardsY(sk.public().to_bytes()).decompress().unwrap();
+        let a = CompressedEdwardsY(sk.public().to_bytes())
+            .decompress()
+            .unwrap();
         let mixed = (a + EIGHT_TORSION[1]).compress().to_bytes();
-        assert_eq!(PublicKey::from_bytes(mixed).unwrap().check_admissible().unwrap_err(), KeyError::Torsion);
+        assert_eq!(
+            PublicKey::from_bytes(mixed)
+                .unwrap()
+                .check_admissible()
+                .unwrap_err(),
+            KeyError::Torsion
+        );
     }
 }

@@ -38,7 +38,10 @@ impl EpochStore {
     /// Locks `dir` (creating it), reads the stored epoch, and persists the next one.
     /// `unix_secs` is the caller's clock (sans-IO: time is an argument).
     pub fn open(dir: &Path, unix_secs: u64) -> Result<EpochStore, EpochError> {
-        let e = |problem: String| EpochError { dir: dir.to_path_buf(), problem };
+        let e = |problem: String| EpochError {
+            dir: dir.to_path_buf(),
+            problem,
+        };
         fs::create_dir_all(dir).map_err(|x| e(format!("cannot create: {x}")))?;
         let lock = OpenOptions::new()
             .create(true)
@@ -48,17 +51,30 @@ impl EpochStore {
             .map_err(|x| e(format!("cannot open lock file: {x}")))?;
         // flock(2): released by the kernel when the process dies, so a crash never leaves it stale.
         lock.try_lock().map_err(|x| match x {
-            std::fs::TryLockError::WouldBlock => e("locked by another running instance of this identity".into()),
+            std::fs::TryLockError::WouldBlock => {
+                e("locked by another running instance of this identity".into())
+            }
             std::fs::TryLockError::Error(x) => e(format!("cannot lock: {x}")),
         })?;
         let stored = match fs::read_to_string(dir.join(EPOCH_FILE)) {
-            Ok(s) => Some(s.trim().parse::<u64>().map_err(|_| e(format!("epoch file is corrupt: {:?}", s.trim())))?),
+            Ok(s) => Some(
+                s.trim()
+                    .parse::<u64>()
+                    .map_err(|_| e(format!("epoch file is corrupt: {:?}", s.trim())))?,
+            ),
             Err(x) if x.kind() == std::io::ErrorKind::NotFound => None,
             Err(x) => return Err(e(format!("cannot read epoch file: {x}"))),
         };
-        let mut store = EpochStore { dir: dir.to_path_buf(), _lock: lock, current: 0 };
+        let mut store = EpochStore {
+            dir: dir.to_path_buf(),
+            _lock: lock,
+            current: 0,
+        };
         let next = match stored {
-            Some(s) => s.checked_add(1).ok_or_else(|| e("epoch exhausted".into()))?.max(unix_secs),
+            Some(s) => s
+                .checked_add(1)
+                .ok_or_else(|| e("epoch exhausted".into()))?
+                .max(unix_secs),
             None => unix_secs.max(1),
         };
         store.persist(next)?;
@@ -74,7 +90,10 @@ impl EpochStore {
         let next = self
             .current
             .checked_add(1)
-            .ok_or_else(|| EpochError { dir: self.dir.clone(), problem: "epoch exhausted".into() })?
+            .ok_or_else(|| EpochError {
+                dir: self.dir.clone(),
+                problem: "epoch exhausted".into(),
+            })?
             .max(unix_secs);
         self.persist(next)?;
         Ok(next)
@@ -82,7 +101,10 @@ impl EpochStore {
 
     /// Writes `epoch` durably: temp file, fsync, rename, fsync of the directory.
     fn persist(&mut self, epoch: u64) -> Result<(), EpochError> {
-        let e = |what: &str, x: std::io::Error| EpochError { dir: self.dir.clone(), problem: format!("{what}: {x}") };
+        let e = |what: &str, x: std::io::Error| EpochError {
+            dir: self.dir.clone(),
+            problem: format!("{what}: {x}"),
+        };
         let tmp = self.dir.join(format!("{EPOCH_FILE}.tmp"));
         let mut f = File::create(&tmp).map_err(|x| e("cannot write epoch", x))?;
         f.write_all(format!("{epoch}\n").as_bytes())
@@ -102,7 +124,11 @@ mod tests {
     use super::*;
 
     fn tmp() -> PathBuf {
-        std::env::temp_dir().join(format!("rumor-epoch-{}-{}", std::process::id(), rand::random::<u64>()))
+        std::env::temp_dir().join(format!(
+            "rumor-epoch-{}-{}",
+            std::process::id(),
+            rand::random::<u64>()
+        ))
     }
 
     #[test]
@@ -118,7 +144,10 @@ mod tests {
         assert!(second.problem.contains("locked"), "{second}");
         drop(held);
         fs::write(d.join(EPOCH_FILE), "garbage").unwrap();
-        assert!(EpochStore::open(&d, 0).unwrap_err().problem.contains("corrupt"));
+        assert!(EpochStore::open(&d, 0)
+            .unwrap_err()
+            .problem
+            .contains("corrupt"));
     }
 
     #[test]

@@ -8,7 +8,10 @@ use std::sync::OnceLock;
 
 use bytes::BytesMut;
 
-use crate::{ClusterKey, HopKeys, MemberKeys, Opener, PublicKey, ReplayConfig, ReplayGuard, SecretKey, SharedKeyRing, Suite, Unverified};
+use crate::{
+    ClusterKey, HopKeys, MemberKeys, Opener, PublicKey, ReplayConfig, ReplayGuard, SecretKey,
+    SharedKeyRing, Suite, Unverified,
+};
 
 /// Cluster tag of the fuzzing fixture.
 pub const TAG: u32 = 0x5eed_0001;
@@ -46,7 +49,9 @@ pub fn open_any(data: &[u8]) -> usize {
     let f = fixture();
     let mut opened = 0;
     for suite in Suite::ALL {
-        let Ok(u) = Unverified::parse(BytesMut::from(data), suite, TAG) else { continue };
+        let Ok(u) = Unverified::parse(BytesMut::from(data), suite, TAG) else {
+            continue;
+        };
         let now = u.header().timestamp_ms;
         let mut guard = ReplayGuard::new(ReplayConfig::default(), now);
         if guard.precheck(now, u.header()).is_err() {
@@ -55,7 +60,9 @@ pub fn open_any(data: &[u8]) -> usize {
         let _ = f.keys.public_key(u.header().sender);
         // Opening needs a fresh opener per input, else the subkey cache would make the fuzzer's
         // result depend on earlier inputs.
-        let Ok(mut opener) = Opener::new(suite, Some(f.ring.clone())) else { continue };
+        let Ok(mut opener) = Opener::new(suite, Some(f.ring.clone())) else {
+            continue;
+        };
         if let Ok(v) = opener.open(u, &f.keys) {
             opened += 1;
             let _ = guard.commit(now, &v);

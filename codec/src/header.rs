@@ -75,7 +75,11 @@ impl Header {
     /// salt is present exactly when the suite needs one.
     pub fn parse(buf: &[u8]) -> Result<Header, WireError> {
         if buf.len() < FIXED_LEN {
-            return Err(WireError::Truncated { what: "header", need: FIXED_LEN, have: buf.len() });
+            return Err(WireError::Truncated {
+                what: "header",
+                need: FIXED_LEN,
+                have: buf.len(),
+            });
         }
         if buf[0..2] != MAGIC {
             return Err(WireError::BadMagic);

@@ -45,7 +45,10 @@ pub enum KeyFileProblem {
     #[error("is not a rumor key file ({0})")]
     Malformed(String),
     #[error("has type {found:?}, expected {expected:?}")]
-    WrongType { expected: &'static str, found: String },
+    WrongType {
+        expected: &'static str,
+        found: String,
+    },
     #[error("has version {0}, this build reads version {KEY_FILE_VERSION}")]
     UnsupportedVersion(u32),
     #[error("field `{field}` is invalid: {why}")]
@@ -83,7 +86,10 @@ pub struct ClusterKeyFile {
 }
 
 fn err(path: &Path, problem: KeyFileProblem) -> KeyFileError {
-    KeyFileError { path: path.to_path_buf(), problem }
+    KeyFileError {
+        path: path.to_path_buf(),
+        problem,
+    }
 }
 
 fn read_doc(path: &Path, expected: &'static str) -> Result<KeyDoc, KeyFileError> {
@@ -95,13 +101,25 @@ fn read_doc(path: &Path, expected: &'static str) -> Result<KeyDoc, KeyFileError>
         return Err(err(path, KeyFileProblem::TooLarge(meta.len())));
     }
     let raw = fs::read(path).map_err(|e| err(path, KeyFileProblem::Unreadable(e)))?;
-    let text = std::str::from_utf8(&raw).map_err(|_| err(path, KeyFileProblem::Malformed("not UTF-8 text".into())))?;
+    let text = std::str::from_utf8(&raw)
+        .map_err(|_| err(path, KeyFileProblem::Malformed("not UTF-8 text".into())))?;
     let doc: KeyDoc = toml::from_str(text).map_err(|e| {
-        let first = e.message().lines().next().unwrap_or("invalid TOML").to_string();
+        let first = e
+            .message()
+            .lines()
+            .next()
+            .unwrap_or("invalid TOML")
+            .to_string();
         err(path, KeyFileProblem::Malformed(first))
     })?;
     if doc.kind != expected {
-        return Err(err(path, KeyFileProblem::WrongType { expected, found: doc.kind }));
+        return Err(err(
+            path,
+            KeyFileProblem::WrongType {
+                expected,
+                found: doc.kind,
+            },
+        ));
     }
     if doc.version != KEY_FILE_VERSION {
         return Err(err(path, KeyFileProblem::UnsupportedVersion(doc.version)));
@@ -115,17 +133,30 @@ fn read_doc(path: &Path, expected: &'static str) -> Result<KeyDoc, KeyFileError>
 
 fn hex32(path: &Path, field: &'static str, s: &str) -> Result<[u8; 32], KeyFileError> {
     let mut out = [0u8; 32];
-    hex::decode_to_slice(s.trim(), &mut out)
-        .map_err(|e| err(path, KeyFileProblem::BadField { field, why: format!("{e} (want 64 hex digits)") }))?;
+    hex::decode_to_slice(s.trim(), &mut out).map_err(|e| {
+        err(
+            path,
+            KeyFileProblem::BadField {
+                field,
+                why: format!("{e} (want 64 hex digits)"),
+            },
+        )
+    })?;
     Ok(out)
 }
 
 fn write_doc(path: &Path, doc: &KeyDoc) -> Result<(), KeyFileError> {
-    let text = toml::to_string(doc).map_err(|e| err(path, KeyFileProblem::Malformed(e.to_string())))?;
-    let mut f = OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::AlreadyExists => err(path, KeyFileProblem::Exists),
-        _ => err(path, KeyFileProblem::Unreadable(e)),
-    })?;
+    let text =
+        toml::to_string(doc).map_err(|e| err(path, KeyFileProblem::Malformed(e.to_string())))?;
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => err(path, KeyFileProblem::Exists),
+            _ => err(path, KeyFileProblem::Unreadable(e)),
+        })?;
     f.write_all(format!("# rumor key file: keep secret\n{text}").as_bytes())
         .and_then(|_| f.sync_all())
         .map_err(|e| err(path, KeyFileProblem::Unreadable(e)))
@@ -136,22 +167,37 @@ impl MemberKeyFile {
         let doc = read_doc(path, MEMBER_KEY_TYPE)?;
         let secret = SecretKey::from_seed(hex32(path, "secret", &doc.secret)?);
         let public = doc.public.as_deref().ok_or_else(|| {
-            err(path, KeyFileProblem::BadField { field: "public", why: "missing".into() })
+            err(
+                path,
+                KeyFileProblem::BadField {
+                    field: "public",
+                    why: "missing".into(),
+                },
+            )
         })?;
         if hex32(path, "public", public)? != secret.public().to_bytes() {
-            return Err(err(path, KeyFileProblem::BadField { field: "public", why: "does not match the secret key".into() }));
+            return Err(err(
+                path,
+                KeyFileProblem::BadField {
+                    field: "public",
+                    why: "does not match the secret key".into(),
+                },
+            ));
         }
         Ok(MemberKeyFile { secret })
     }
 
     pub fn write(path: &Path, secret: &SecretKey) -> Result<(), KeyFileError> {
-        write_doc(path, &KeyDoc {
-            kind: MEMBER_KEY_TYPE.into(),
-            version: KEY_FILE_VERSION,
-            secret: hex::encode(secret.seed()),
-            public: Some(hex::encode(secret.public().to_bytes())),
-            key_id: None,
-        })
+        write_doc(
+            path,
+            &KeyDoc {
+                kind: MEMBER_KEY_TYPE.into(),
+                version: KEY_FILE_VERSION,
+                secret: hex::encode(secret.seed()),
+                public: Some(hex::encode(secret.public().to_bytes())),
+                key_id: None,
+            },
+        )
     }
 }
 
@@ -159,18 +205,29 @@ impl ClusterKeyFile {
     pub fn load(path: &Path) -> Result<ClusterKeyFile, KeyFileError> {
         let doc = read_doc(path, CLUSTER_KEY_TYPE)?;
         let key = ClusterKey::from_bytes(hex32(path, "secret", &doc.secret)?);
-        let key_id = doc.key_id.ok_or_else(|| err(path, KeyFileProblem::BadField { field: "key_id", why: "missing".into() }))?;
+        let key_id = doc.key_id.ok_or_else(|| {
+            err(
+                path,
+                KeyFileProblem::BadField {
+                    field: "key_id",
+                    why: "missing".into(),
+                },
+            )
+        })?;
         Ok(ClusterKeyFile { key_id, key })
     }
 
     pub fn write(path: &Path, key_id: u32, key: &ClusterKey) -> Result<(), KeyFileError> {
-        write_doc(path, &KeyDoc {
-            kind: CLUSTER_KEY_TYPE.into(),
-            version: KEY_FILE_VERSION,
-            secret: hex::encode(key.bytes()),
-            public: None,
-            key_id: Some(key_id),
-        })
+        write_doc(
+            path,
+            &KeyDoc {
+                kind: CLUSTER_KEY_TYPE.into(),
+                version: KEY_FILE_VERSION,
+                secret: hex::encode(key.bytes()),
+                public: None,
+                key_id: Some(key_id),
+            },
+        )
     }
 }
 
@@ -186,7 +243,11 @@ mod tests {
     use super::*;
 
     fn tmp() -> PathBuf {
-        let d = std::env::temp_dir().join(format!("rumor-keyfile-{}-{}", std::process::id(), rand::random::<u64>()));
+        let d = std::env::temp_dir().join(format!(
+            "rumor-keyfile-{}-{}",
+            std::process::id(),
+            rand::random::<u64>()
+        ));
         fs::create_dir_all(&d).unwrap();
         d
     }
@@ -196,15 +257,32 @@ mod tests {
         let d = tmp();
         let sk = SecretKey::generate(&mut rand::thread_rng());
         MemberKeyFile::write(&d.join("m.key"), &sk).unwrap();
-        assert_eq!(MemberKeyFile::load(&d.join("m.key")).unwrap().secret.public(), sk.public());
-        assert!(matches!(MemberKeyFile::write(&d.join("m.key"), &sk).unwrap_err().problem, KeyFileProblem::Exists));
+        assert_eq!(
+            MemberKeyFile::load(&d.join("m.key"))
+                .unwrap()
+                .secret
+                .public(),
+            sk.public()
+        );
+        assert!(matches!(
+            MemberKeyFile::write(&d.join("m.key"), &sk)
+                .unwrap_err()
+                .problem,
+            KeyFileProblem::Exists
+        ));
         let ck = ClusterKey::generate(&mut rand::thread_rng());
         ClusterKeyFile::write(&d.join("c.key"), 7, &ck).unwrap();
         let l = ClusterKeyFile::load(&d.join("c.key")).unwrap();
         assert_eq!((l.key_id, l.key.bytes()), (7, ck.bytes()));
         // wrong type both ways
-        assert!(matches!(MemberKeyFile::load(&d.join("c.key")).unwrap_err().problem, KeyFileProblem::WrongType { .. }));
-        assert!(matches!(ClusterKeyFile::load(&d.join("m.key")).unwrap_err().problem, KeyFileProblem::WrongType { .. }));
+        assert!(matches!(
+            MemberKeyFile::load(&d.join("c.key")).unwrap_err().problem,
+            KeyFileProblem::WrongType { .. }
+        ));
+        assert!(matches!(
+            ClusterKeyFile::load(&d.join("m.key")).unwrap_err().problem,
+            KeyFileProblem::WrongType { .. }
+        ));
     }
 
     #[test]
@@ -222,18 +300,67 @@ mod tests {
             hex::encode(sk.seed()),
             hex::encode(sk.public().to_bytes())
         );
-        let cases: Vec<(PathBuf, fn(&KeyFileProblem) -> bool)> = vec![
-            (d.join("absent.key"), |p| matches!(p, KeyFileProblem::Missing)),
-            (write("trunc.key", &good.as_bytes()[..20], 0o600), |p| matches!(p, KeyFileProblem::Malformed(_))),
-            (write("bin.key", &[0xff, 0xfe, 0, 1, 2], 0o600), |p| matches!(p, KeyFileProblem::Malformed(_))),
-            (write("open.key", good.as_bytes(), 0o644), |p| matches!(p, KeyFileProblem::TooOpen(0o644))),
-            (write("v2.key", good.replace("version = 1", "version = 2").as_bytes(), 0o600), |p| matches!(p, KeyFileProblem::UnsupportedVersion(2))),
-            (write("short.key", good.replacen(&hex::encode(sk.seed()), "abcd", 1).as_bytes(), 0o600), |p| matches!(p, KeyFileProblem::BadField { field: "secret", .. })),
-            (write("mismatch.key", good.replacen(&hex::encode(sk.seed()), &"11".repeat(32), 1).as_bytes(), 0o600), |p| matches!(p, KeyFileProblem::BadField { field: "public", .. })),
-            (write("big.key", &vec![b'#'; 10_000], 0o600), |p| matches!(p, KeyFileProblem::TooLarge(_))),
+        type Want = fn(&KeyFileProblem) -> bool;
+        let cases: Vec<(PathBuf, Want)> = vec![
+            (d.join("absent.key"), |p| {
+                matches!(p, KeyFileProblem::Missing)
+            }),
+            (write("trunc.key", &good.as_bytes()[..20], 0o600), |p| {
+                matches!(p, KeyFileProblem::Malformed(_))
+            }),
+            (write("bin.key", &[0xff, 0xfe, 0, 1, 2], 0o600), |p| {
+                matches!(p, KeyFileProblem::Malformed(_))
+            }),
+            (write("open.key", good.as_bytes(), 0o644), |p| {
+                matches!(p, KeyFileProblem::TooOpen(0o644))
+            }),
+            (
+                write(
+                    "v2.key",
+                    good.replace("version = 1", "version = 2").as_bytes(),
+                    0o600,
+                ),
+                |p| matches!(p, KeyFileProblem::UnsupportedVersion(2)),
+            ),
+            (
+                write(
+                    "short.key",
+                    good.replacen(&hex::encode(sk.seed()), "abcd", 1).as_bytes(),
+                    0o600,
+                ),
+                |p| {
+                    matches!(
+                        p,
+                        KeyFileProblem::BadField {
+                            field: "secret",
+                            ..
+                        }
+                    )
+                },
+            ),
+            (
+                write(
+                    "mismatch.key",
+                    good.replacen(&hex::encode(sk.seed()), &"11".repeat(32), 1)
+                        .as_bytes(),
+                    0o600,
+                ),
+                |p| {
+                    matches!(
+                        p,
+                        KeyFileProblem::BadField {
+                            field: "public",
+                            ..
+                        }
+                    )
+                },
+            ),
+            (write("big.key", &vec![b'#'; 10_000], 0o600), |p| {
+                matches!(p, KeyFileProblem::TooLarge(_))
+            }),
         ];
         for (path, want) in cases {
-            let e = MemberKeyFile::load(&path).err().expect("bad file accepted");
+            let e = MemberKeyFile::load(&path).expect_err("bad file accepted");
             assert!(want(&e.problem), "{}: {}", path.display(), e);
             assert!(e.to_string().contains(&path.display().to_string()));
         }

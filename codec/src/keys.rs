@@ -44,7 +44,9 @@ pub enum KeyRingError {
     AlreadyInstalled(u32),
     #[error("key id {0} is not installed")]
     NotInstalled(u32),
-    #[error("key id {0} is the primary (sending) key; make another key primary before removing it")]
+    #[error(
+        "key id {0} is the primary (sending) key; make another key primary before removing it"
+    )]
     RemovePrimary(u32),
 }
 
@@ -85,8 +87,16 @@ struct RingInner {
 
 impl SharedKeyRing {
     pub fn new(primary_id: u32, primary: ClusterKey) -> SharedKeyRing {
-        let state = KeyRingState { keys: BTreeMap::from([(primary_id, primary)]), primary: primary_id };
-        SharedKeyRing { inner: Arc::new(RingInner { version: AtomicU64::new(1), state: Mutex::new(Arc::new(state)) }) }
+        let state = KeyRingState {
+            keys: BTreeMap::from([(primary_id, primary)]),
+            primary: primary_id,
+        };
+        SharedKeyRing {
+            inner: Arc::new(RingInner {
+                version: AtomicU64::new(1),
+                state: Mutex::new(Arc::new(state)),
+            }),
+        }
     }
 
     /// The current version; changes on every successful install/use/remove.
@@ -97,11 +107,22 @@ impl SharedKeyRing {
     pub fn snapshot(&self) -> Arc<KeyRingState> {
         // The state is replaced whole under the lock, so a poisoned lock still holds a
         // consistent snapshot.
-        self.inner.state.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        self.inner
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
-    fn modify(&self, f: impl FnOnce(&mut KeyRingState) -> Result<(), KeyRingError>) -> Result<(), KeyRingError> {
-        let mut guard = self.inner.state.lock().unwrap_or_else(PoisonError::into_inner);
+    fn modify(
+        &self,
+        f: impl FnOnce(&mut KeyRingState) -> Result<(), KeyRingError>,
+    ) -> Result<(), KeyRingError> {
+        let mut guard = self
+            .inner
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let mut next = (**guard).clone();
         f(&mut next)?;
         *guard = Arc::new(next);
@@ -134,7 +155,10 @@ impl SharedKeyRing {
             if s.primary == key_id {
                 return Err(KeyRingError::RemovePrimary(key_id));
             }
-            s.keys.remove(&key_id).map(|_| ()).ok_or(KeyRingError::NotInstalled(key_id))
+            s.keys
+                .remove(&key_id)
+                .map(|_| ())
+                .ok_or(KeyRingError::NotInstalled(key_id))
         })
     }
 }
@@ -173,7 +197,10 @@ mod tests {
     fn rotation_rules() {
         let mut rng = rand::thread_rng();
         let ring = SharedKeyRing::new(1, ClusterKey::generate(&mut rng));
-        assert_eq!(ring.install(1, ClusterKey::generate(&mut rng)), Err(KeyRingError::AlreadyInstalled(1)));
+        assert_eq!(
+            ring.install(1, ClusterKey::generate(&mut rng)),
+            Err(KeyRingError::AlreadyInstalled(1))
+        );
         ring.install(2, ClusterKey::generate(&mut rng)).unwrap();
         assert_eq!(ring.remove(1), Err(KeyRingError::RemovePrimary(1)));
         assert_eq!(ring.use_key(3), Err(KeyRingError::NotInstalled(3)));

@@ -24,7 +24,10 @@ pub use ed25519::{PublicKey, SecretKey, Signature};
 pub use header::{cluster_tag, Header, MemberId, DEFAULT_MTU};
 pub use keys::{ClusterKey, SharedKeyRing};
 pub use message::{Certificate, EquivocationProof, Frames, MemberState, Message, Rumor, Update};
-pub use seal::{open_ed25519_batch, HopKeys, MemberKeys, OpenError, Opener, Packet, SealError, Sealer, Unverified, Verified};
+pub use seal::{
+    open_ed25519_batch, HopKeys, MemberKeys, OpenError, Opener, Packet, SealError, Sealer,
+    Unverified, Verified,
+};
 pub use suite::Suite;
 
 /// Smallest body an MTU must leave room for: one full-size membership update with signature.
@@ -34,7 +37,11 @@ pub const MIN_BODY: usize = 128;
 #[derive(Debug, thiserror::Error, PartialEq, Eq, Clone)]
 pub enum WireError {
     #[error("truncated {what}: need {need} bytes, have {have}")]
-    Truncated { what: &'static str, need: usize, have: usize },
+    Truncated {
+        what: &'static str,
+        need: usize,
+        have: usize,
+    },
     #[error("bad magic")]
     BadMagic,
     #[error("unsupported version {0}")]

@@ -107,14 +107,27 @@ pub struct EquivocationProof {
 /// One frame of a datagram body.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Message {
-    Ping { seq: u32 },
-    Ack { seq: u32 },
+    Ping {
+        seq: u32,
+    },
+    Ack {
+        seq: u32,
+    },
     /// Ask the receiver to probe `target` on the sender's behalf.
-    PingReq { seq: u32, target: MemberId },
+    PingReq {
+        seq: u32,
+        target: MemberId,
+    },
     /// `target` answered a probe made on the requester's behalf.
-    IndirectAck { seq: u32, target: MemberId },
+    IndirectAck {
+        seq: u32,
+        target: MemberId,
+    },
     /// `target` did not answer in time (Lifeguard: tells the requester its own path is fine).
-    Nack { seq: u32, target: MemberId },
+    Nack {
+        seq: u32,
+        target: MemberId,
+    },
     Update(Update),
     Rumor(Rumor),
     /// Push-pull state sync: the updates that follow are the sender's view; reply with yours.
@@ -126,16 +139,29 @@ pub enum Message {
 }
 
 impl Certificate {
-    pub fn new(subject: MemberId, incarnation: u64, verdict: MemberState, witnesses: &[(MemberId, Signature)]) -> Result<Self, WireError> {
+    pub fn new(
+        subject: MemberId,
+        incarnation: u64,
+        verdict: MemberState,
+        witnesses: &[(MemberId, Signature)],
+    ) -> Result<Self, WireError> {
         if witnesses.len() > MAX_CERT_WITNESSES {
-            return Err(WireError::TooMany { what: "certificate witnesses", max: MAX_CERT_WITNESSES });
+            return Err(WireError::TooMany {
+                what: "certificate witnesses",
+                max: MAX_CERT_WITNESSES,
+            });
         }
         let mut w = Vec::with_capacity(witnesses.len() * WITNESS_LEN);
         for (id, sig) in witnesses {
             w.extend_from_slice(&id.to_be_bytes());
             w.extend_from_slice(&sig.to_bytes());
         }
-        Ok(Certificate { subject, incarnation, verdict, witnesses: w.into() })
+        Ok(Certificate {
+            subject,
+            incarnation,
+            verdict,
+            witnesses: w.into(),
+        })
     }
 
     pub fn witness_count(&self) -> usize {
@@ -203,7 +229,9 @@ impl Update {
         let state = MemberState::from_byte(r.u8()?)?;
         let origin = r.u32()?;
         let flags = r.u8()?;
-        if flags & !(FLAG_ADDR_V4 | FLAG_ADDR_V6 | FLAG_SIGNED) != 0 || flags & (FLAG_ADDR_V4 | FLAG_ADDR_V6) == (FLAG_ADDR_V4 | FLAG_ADDR_V6) {
+        if flags & !(FLAG_ADDR_V4 | FLAG_ADDR_V6 | FLAG_SIGNED) != 0
+            || flags & (FLAG_ADDR_V4 | FLAG_ADDR_V6) == (FLAG_ADDR_V4 | FLAG_ADDR_V6)
+        {
             return Err(WireError::BadField("update flags"));
         }
         let addr = if flags & FLAG_ADDR_V4 != 0 {
@@ -215,9 +243,20 @@ impl Update {
         } else {
             None
         };
-        let signature = if flags & FLAG_SIGNED != 0 { Some(Signature::from_bytes(r.array()?)) } else { None };
+        let signature = if flags & FLAG_SIGNED != 0 {
+            Some(Signature::from_bytes(r.array()?))
+        } else {
+            None
+        };
         r.finish()?;
-        Ok(Update { subject, incarnation, state, origin, addr, signature })
+        Ok(Update {
+            subject,
+            incarnation,
+            state,
+            origin,
+            addr,
+            signature,
+        })
     }
 }
 
@@ -250,14 +289,27 @@ impl Rumor {
         }
         let len = r.u16()? as usize;
         if len > MAX_RUMOR_PAYLOAD {
-            return Err(WireError::TooMany { what: "rumor payload bytes", max: MAX_RUMOR_PAYLOAD });
+            return Err(WireError::TooMany {
+                what: "rumor payload bytes",
+                max: MAX_RUMOR_PAYLOAD,
+            });
         }
         let start = base + r.pos;
         r.skip(len)?;
         let payload = whole.slice(start..start + len);
-        let signature = if flags & FLAG_SIGNED != 0 { Some(Signature::from_bytes(r.array()?)) } else { None };
+        let signature = if flags & FLAG_SIGNED != 0 {
+            Some(Signature::from_bytes(r.array()?))
+        } else {
+            None
+        };
         r.finish()?;
-        Ok(Rumor { origin, seq, timestamp_ms, payload, signature })
+        Ok(Rumor {
+            origin,
+            seq,
+            timestamp_ms,
+            payload,
+            signature,
+        })
     }
 }
 
@@ -289,11 +341,15 @@ impl Message {
     /// Refuses messages that could not be decoded again (oversized payloads or lists).
     fn check(&self) -> Result<(), WireError> {
         match self {
-            Message::Rumor(r) if r.payload.len() > MAX_RUMOR_PAYLOAD => {
-                Err(WireError::TooMany { what: "rumor payload bytes", max: MAX_RUMOR_PAYLOAD })
-            }
+            Message::Rumor(r) if r.payload.len() > MAX_RUMOR_PAYLOAD => Err(WireError::TooMany {
+                what: "rumor payload bytes",
+                max: MAX_RUMOR_PAYLOAD,
+            }),
             Message::Equivocation(p) if p.first.len() + p.second.len() + 4 > u16::MAX as usize => {
-                Err(WireError::TooMany { what: "equivocation proof bytes", max: u16::MAX as usize })
+                Err(WireError::TooMany {
+                    what: "equivocation proof bytes",
+                    max: u16::MAX as usize,
+                })
             }
             _ => Ok(()),
         }
@@ -305,8 +361,12 @@ impl Message {
         let head = out.len();
         out.extend_from_slice(&[self.type_byte(), 0, 0]);
         match self {
-            Message::Ping { seq } | Message::Ack { seq } => out.extend_from_slice(&seq.to_be_bytes()),
-            Message::PingReq { seq, target } | Message::IndirectAck { seq, target } | Message::Nack { seq, target } => {
+            Message::Ping { seq } | Message::Ack { seq } => {
+                out.extend_from_slice(&seq.to_be_bytes())
+            }
+            Message::PingReq { seq, target }
+            | Message::IndirectAck { seq, target }
+            | Message::Nack { seq, target } => {
                 out.extend_from_slice(&seq.to_be_bytes());
                 out.extend_from_slice(&target.to_be_bytes());
             }
@@ -340,7 +400,10 @@ impl Message {
         let len = out.len() - head - FRAME_HEAD;
         if len > u16::MAX as usize {
             out.truncate(head);
-            return Err(WireError::TooMany { what: "frame bytes", max: u16::MAX as usize });
+            return Err(WireError::TooMany {
+                what: "frame bytes",
+                max: u16::MAX as usize,
+            });
         }
         out[head + 1..head + 3].copy_from_slice(&(len as u16).to_be_bytes());
         Ok(())
@@ -358,7 +421,11 @@ impl Message {
     /// Decodes exactly one frame occupying all of `buf` (used for embedded statements).
     pub fn decode_one(buf: &Bytes) -> Result<Message, WireError> {
         let mut it = Frames::new(buf.clone());
-        let m = it.next().ok_or(WireError::Truncated { what: "frame", need: FRAME_HEAD, have: 0 })??;
+        let m = it.next().ok_or(WireError::Truncated {
+            what: "frame",
+            need: FRAME_HEAD,
+            have: 0,
+        })??;
         if it.next().is_some() {
             return Err(WireError::TrailingBytes("embedded statement"));
         }
@@ -373,7 +440,11 @@ impl Message {
                 let mut r = fixed("ping/ack");
                 let seq = r.u32()?;
                 r.finish()?;
-                if t == ty::PING { Message::Ping { seq } } else { Message::Ack { seq } }
+                if t == ty::PING {
+                    Message::Ping { seq }
+                } else {
+                    Message::Ack { seq }
+                }
             }
             ty::PING_REQ | ty::INDIRECT_ACK | ty::NACK => {
                 let mut r = fixed("probe relay");
@@ -389,7 +460,11 @@ impl Message {
             ty::RUMOR => Message::Rumor(Rumor::decode(c, whole, start)?),
             ty::SYNC_REQUEST | ty::SYNC_REPLY => {
                 fixed("sync marker").finish()?;
-                if t == ty::SYNC_REQUEST { Message::SyncRequest } else { Message::SyncReply }
+                if t == ty::SYNC_REQUEST {
+                    Message::SyncRequest
+                } else {
+                    Message::SyncReply
+                }
             }
             ty::CERTIFICATE => {
                 let mut r = fixed("certificate");
@@ -398,12 +473,20 @@ impl Message {
                 let verdict = MemberState::from_byte(r.u8()?)?;
                 let n = r.u16()? as usize;
                 if n > MAX_CERT_WITNESSES {
-                    return Err(WireError::TooMany { what: "certificate witnesses", max: MAX_CERT_WITNESSES });
+                    return Err(WireError::TooMany {
+                        what: "certificate witnesses",
+                        max: MAX_CERT_WITNESSES,
+                    });
                 }
                 let s = start + r.pos;
                 r.skip(n * WITNESS_LEN)?;
                 r.finish()?;
-                Message::Certificate(Certificate { subject, incarnation, verdict, witnesses: whole.slice(s..s + n * WITNESS_LEN) })
+                Message::Certificate(Certificate {
+                    subject,
+                    incarnation,
+                    verdict,
+                    witnesses: whole.slice(s..s + n * WITNESS_LEN),
+                })
             }
             ty::EQUIVOCATION => {
                 let mut r = fixed("equivocation proof");
@@ -414,7 +497,10 @@ impl Message {
                 let sb = start + r.pos;
                 r.skip(b)?;
                 r.finish()?;
-                Message::Equivocation(EquivocationProof { first: whole.slice(sa..sa + a), second: whole.slice(sb..sb + b) })
+                Message::Equivocation(EquivocationProof {
+                    first: whole.slice(sa..sa + a),
+                    second: whole.slice(sb..sb + b),
+                })
             }
             other => return Err(WireError::UnknownMessage(other)),
         })
@@ -431,7 +517,11 @@ pub struct Frames {
 
 impl Frames {
     pub fn new(body: Bytes) -> Frames {
-        Frames { body, pos: 0, failed: false }
+        Frames {
+            body,
+            pos: 0,
+            failed: false,
+        }
     }
 }
 
@@ -443,13 +533,21 @@ impl Iterator for Frames {
         }
         let rest = self.body.len() - self.pos;
         let res = if rest < FRAME_HEAD {
-            Err(WireError::Truncated { what: "frame header", need: FRAME_HEAD, have: rest })
+            Err(WireError::Truncated {
+                what: "frame header",
+                need: FRAME_HEAD,
+                have: rest,
+            })
         } else {
             let t = self.body[self.pos];
             let len = be16(&self.body[self.pos + 1..self.pos + 3]) as usize;
             let start = self.pos + FRAME_HEAD;
             if len > self.body.len() - start {
-                Err(WireError::Truncated { what: "frame", need: len, have: self.body.len() - start })
+                Err(WireError::Truncated {
+                    what: "frame",
+                    need: len,
+                    have: self.body.len() - start,
+                })
             } else {
                 self.pos = start + len;
                 Message::decode_frame(t, &self.body, start, start + len)
@@ -478,7 +576,11 @@ impl<'a> Reader<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8], WireError> {
         let have = self.buf.len() - self.pos;
         if n > have {
-            return Err(WireError::Truncated { what: self.what, need: n, have });
+            return Err(WireError::Truncated {
+                what: self.what,
+                need: n,
+                have,
+            });
         }
         let s = &self.buf[self.pos..self.pos + n];
         self.pos += n;
@@ -518,7 +620,10 @@ mod tests {
     #[test]
     fn frame_length_beyond_body_is_truncated_not_panic() {
         let body = Bytes::from_static(&[ty::RUMOR, 0xff, 0xff, 1, 2, 3]);
-        assert!(matches!(decode_body(body), Err(WireError::Truncated { .. })));
+        assert!(matches!(
+            decode_body(body),
+            Err(WireError::Truncated { .. })
+        ));
     }
 
     #[test]
@@ -529,22 +634,44 @@ mod tests {
         v.extend_from_slice(&(MAX_CERT_WITNESSES as u16).to_be_bytes());
         let len = (v.len() - 3) as u16;
         v[1..3].copy_from_slice(&len.to_be_bytes());
-        assert!(matches!(decode_body(v.into()), Err(WireError::Truncated { .. })));
+        assert!(matches!(
+            decode_body(v.into()),
+            Err(WireError::Truncated { .. })
+        ));
     }
 
     #[test]
     fn unknown_type_and_bad_state_are_errors() {
-        assert!(matches!(decode_body(Bytes::from_static(&[99, 0, 0])), Err(WireError::UnknownMessage(99))));
-        let u = Update { subject: 1, incarnation: 2, state: MemberState::Alive, origin: 1, addr: None, signature: None };
+        assert!(matches!(
+            decode_body(Bytes::from_static(&[99, 0, 0])),
+            Err(WireError::UnknownMessage(99))
+        ));
+        let u = Update {
+            subject: 1,
+            incarnation: 2,
+            state: MemberState::Alive,
+            origin: 1,
+            addr: None,
+            signature: None,
+        };
         let mut v = Vec::new();
         Message::Update(u).encode(&mut v).unwrap();
         v[3 + 12] = 9;
-        assert!(matches!(decode_body(v.into()), Err(WireError::BadField("member state"))));
+        assert!(matches!(
+            decode_body(v.into()),
+            Err(WireError::BadField("member state"))
+        ));
     }
 
     #[test]
     fn oversized_rumor_refused_at_encode() {
-        let r = Rumor { origin: 1, seq: 1, timestamp_ms: 0, payload: vec![0; MAX_RUMOR_PAYLOAD + 1].into(), signature: None };
+        let r = Rumor {
+            origin: 1,
+            seq: 1,
+            timestamp_ms: 0,
+            payload: vec![0; MAX_RUMOR_PAYLOAD + 1].into(),
+            signature: None,
+        };
         assert!(Message::Rumor(r).encode(&mut Vec::new()).is_err());
     }
 }

@@ -12,20 +12,47 @@ use crate::*;
 type KeyNonce = ([u8; 32], u64);
 
 fn dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("rumor-nonce-{name}-{}-{}", std::process::id(), rand::random::<u32>()));
+    let d = std::env::temp_dir().join(format!(
+        "rumor-nonce-{name}-{}-{}",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
     std::fs::create_dir_all(&d).unwrap();
     d
 }
 
 /// One boot: open the state directory, seal `n` datagrams, record every (subkey, nonce).
-fn boot(state: &Path, ring: &SharedKeyRing, member: MemberId, clock_secs: u64, n: usize, seen: &mut HashSet<KeyNonce>, suite: Suite) {
+fn boot(
+    state: &Path,
+    ring: &SharedKeyRing,
+    member: MemberId,
+    clock_secs: u64,
+    n: usize,
+    seen: &mut HashSet<KeyNonce>,
+    suite: Suite,
+) {
     let store = EpochStore::open(state, clock_secs).unwrap();
-    let mut s = Sealer::new(suite, 1, member, store.current(), HopKeys::Ring(ring.clone()), &mut rand::thread_rng()).unwrap();
+    let mut s = Sealer::new(
+        suite,
+        1,
+        member,
+        store.current(),
+        HopKeys::Ring(ring.clone()),
+        &mut rand::thread_rng(),
+    )
+    .unwrap();
     for _ in 0..n {
-        let raw = s.seal(clock_secs * 1000, Packet::new(suite, DEFAULT_MTU).unwrap()).unwrap();
+        let raw = s
+            .seal(clock_secs * 1000, Packet::new(suite, DEFAULT_MTU).unwrap())
+            .unwrap();
         let h = Header::parse(&raw).unwrap();
         let key = crate::seal::wire_subkey(suite, &ring.snapshot(), &h).unwrap();
-        assert!(seen.insert((key, h.counter)), "(key, nonce) repeated: member {member} epoch {} counter {}", h.epoch, h.counter);
+        assert!(
+            seen.insert((key, h.counter)),
+            "(key, nonce) repeated: member {member} epoch {} counter {}",
+            h.epoch,
+            h.counter
+        );
     }
 }
 
@@ -37,7 +64,15 @@ fn thousand_restarts_never_repeat_a_key_nonce_pair() {
     let mut epochs = HashSet::new();
     // the clock stands still: restarts within one second must still move the epoch
     for _ in 0..1000 {
-        boot(&state, &ring, 3, 1_790_000_000, 3, &mut seen, Suite::Aes256Gcm);
+        boot(
+            &state,
+            &ring,
+            3,
+            1_790_000_000,
+            3,
+            &mut seen,
+            Suite::Aes256Gcm,
+        );
         epochs.insert(std::fs::read_to_string(state.join("epoch")).unwrap());
     }
     assert_eq!(epochs.len(), 1000, "every restart persisted a new epoch");
@@ -46,7 +81,11 @@ fn thousand_restarts_never_repeat_a_key_nonce_pair() {
 
 #[test]
 fn rolled_back_state_and_twin_instances_do_not_repeat() {
-    for suite in [Suite::Aes256Gcm, Suite::ChaCha20Poly1305, Suite::AeadEd25519] {
+    for suite in [
+        Suite::Aes256Gcm,
+        Suite::ChaCha20Poly1305,
+        Suite::AeadEd25519,
+    ] {
         let ring = SharedKeyRing::new(1, ClusterKey::generate(&mut rand::thread_rng()));
         let state = dir("rollback");
         let mut seen = HashSet::new();

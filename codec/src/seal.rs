@@ -8,6 +8,7 @@
 //! - the nonce is `0u32 || counter` under that subkey, the counter strictly increasing from 1;
 //!   at `u64::MAX` sealing stops ([`SealError::CounterExhausted`]) until the caller starts a new
 //!   epoch ([`Sealer::start_epoch`], with [`crate::epoch::EpochStore::advance`]).
+//!
 //! Members sharing a cluster key differ in member id; restarts differ in epoch (persisted,
 //! `epoch.rs`); snapshots, copied state and twin instances differ in salt. Nonces are built only
 //! by [`nonce_for`] here: no API takes a nonce from the caller.
@@ -36,12 +37,23 @@ const SUBKEY_LABEL: &[u8] = b"rumor aead subkey v1";
 pub const DEFAULT_SUBKEY_CACHE: usize = 16_384;
 
 /// Derives a boot's 256-bit AEAD subkey; see the module docs.
-pub(crate) fn derive_subkey(alg: AeadAlg, key: &ClusterKey, key_id: u32, member: MemberId, epoch: u64, salt: &[u8; SALT_LEN]) -> [u8; 32] {
+pub(crate) fn derive_subkey(
+    alg: AeadAlg,
+    key: &ClusterKey,
+    key_id: u32,
+    member: MemberId,
+    epoch: u64,
+    salt: &[u8; SALT_LEN],
+) -> [u8; 32] {
     let suite_byte = [match alg {
         AeadAlg::Aes256Gcm => Suite::Aes256Gcm.id(),
         AeadAlg::ChaCha20Poly1305 => Suite::ChaCha20Poly1305.id(),
     }];
-    let (k, m, e) = (key_id.to_be_bytes(), member.to_be_bytes(), epoch.to_be_bytes());
+    let (k, m, e) = (
+        key_id.to_be_bytes(),
+        member.to_be_bytes(),
+        epoch.to_be_bytes(),
+    );
     let info: [&[u8]; 5] = [SUBKEY_LABEL, &suite_byte, &k, &m, &e];
     let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, salt).extract(key.bytes());
     let mut out = [0u8; 32];
@@ -54,9 +66,22 @@ pub(crate) fn derive_subkey(alg: AeadAlg, key: &ClusterKey, key_id: u32, member:
 
 /// The subkey a receiver derives for `h`, as raw bytes: for the nonce-uniqueness test only.
 #[cfg(test)]
-pub(crate) fn wire_subkey(suite: Suite, ring: &crate::keys::KeyRingState, h: &Header) -> Option<[u8; 32]> {
-    let HopAuth::Aead(alg) = suite.hop() else { return None };
-    Some(derive_subkey(alg, ring.get(h.key_id)?, h.key_id, h.sender, h.epoch, h.salt.as_ref()?))
+pub(crate) fn wire_subkey(
+    suite: Suite,
+    ring: &crate::keys::KeyRingState,
+    h: &Header,
+) -> Option<[u8; 32]> {
+    let HopAuth::Aead(alg) = suite.hop() else {
+        return None;
+    };
+    Some(derive_subkey(
+        alg,
+        ring.get(h.key_id)?,
+        h.key_id,
+        h.sender,
+        h.epoch,
+        h.salt.as_ref()?,
+    ))
 }
 
 /// The only place a nonce is made: from the authenticated header counter.
@@ -105,11 +130,19 @@ impl Packet {
         let overhead = Header::len_for(suite) + suite.trailer_len();
         let min = overhead + crate::MIN_BODY;
         if !(min..=crate::header::MAX_MTU).contains(&mtu) {
-            return Err(WireError::BadMtu { mtu, min, max: crate::header::MAX_MTU });
+            return Err(WireError::BadMtu {
+                mtu,
+                min,
+                max: crate::header::MAX_MTU,
+            });
         }
         let mut buf = Vec::with_capacity(mtu);
         buf.resize(Header::len_for(suite), 0);
-        Ok(Packet { buf, suite, limit: mtu - suite.trailer_len() })
+        Ok(Packet {
+            buf,
+            suite,
+            limit: mtu - suite.trailer_len(),
+        })
     }
 
     /// Appends `m` if it fits; returns whether it did (the packet is unchanged if not).
@@ -135,8 +168,16 @@ impl Packet {
 
 enum SealMode {
     None,
-    Mac { view: RingView },
-    Aead { alg: AeadAlg, view: RingView, key_id: u32, key: LessSafeKey },
+    Mac {
+        view: RingView,
+    },
+    Aead {
+        alg: AeadAlg,
+        view: RingView,
+        key_id: u32,
+        // Boxed: ring's expanded AES/GHASH key is large; the other modes should not carry it.
+        key: Box<LessSafeKey>,
+    },
     Sign(Arc<SecretKey>),
 }
 
@@ -152,19 +193,51 @@ pub struct Sealer {
 }
 
 impl Sealer {
-    pub fn new<R: RngCore + CryptoRng>(suite: Suite, cluster_tag: u32, sender: MemberId, epoch: u64, keys: HopKeys, rng: &mut R) -> Result<Sealer, SealError> {
+    pub fn new<R: RngCore + CryptoRng>(
+        suite: Suite,
+        cluster_tag: u32,
+        sender: MemberId,
+        epoch: u64,
+        keys: HopKeys,
+        rng: &mut R,
+    ) -> Result<Sealer, SealError> {
         let mode = match (suite.hop(), keys) {
             (HopAuth::None, _) => SealMode::None,
-            (HopAuth::Mac, HopKeys::Ring(r)) => SealMode::Mac { view: RingView::new(r) },
+            (HopAuth::Mac, HopKeys::Ring(r)) => SealMode::Mac {
+                view: RingView::new(r),
+            },
             (HopAuth::Aead(alg), HopKeys::Ring(r)) => {
                 // Placeholder key, replaced by `rekey` below before any use.
-                SealMode::Aead { alg, view: RingView::new(r), key_id: 0, key: aead_key(alg, &[0; 32]) }
+                SealMode::Aead {
+                    alg,
+                    view: RingView::new(r),
+                    key_id: 0,
+                    key: Box::new(aead_key(alg, &[0; 32])),
+                }
             }
             (HopAuth::Signature, HopKeys::Signer(s)) => SealMode::Sign(s),
-            (HopAuth::Signature, _) => return Err(SealError::WrongKeys { suite, need: "a member signing key" }),
-            (_, _) => return Err(SealError::WrongKeys { suite, need: "the cluster key ring" }),
+            (HopAuth::Signature, _) => {
+                return Err(SealError::WrongKeys {
+                    suite,
+                    need: "a member signing key",
+                })
+            }
+            (_, _) => {
+                return Err(SealError::WrongKeys {
+                    suite,
+                    need: "the cluster key ring",
+                })
+            }
         };
-        let mut s = Sealer { suite, cluster_tag, sender, epoch, counter: 0, salt: [0; SALT_LEN], mode };
+        let mut s = Sealer {
+            suite,
+            cluster_tag,
+            sender,
+            epoch,
+            counter: 0,
+            salt: [0; SALT_LEN],
+            mode,
+        };
         s.start_epoch(epoch, rng);
         Ok(s)
     }
@@ -189,11 +262,20 @@ impl Sealer {
 
     /// Re-derives the AEAD subkey when the ring's primary changed (or when forced).
     fn rekey(&mut self, force: bool) {
-        if let SealMode::Aead { alg, view, key_id, key } = &mut self.mode {
+        if let SealMode::Aead {
+            alg,
+            view,
+            key_id,
+            key,
+        } = &mut self.mode
+        {
             let (state, changed) = view.current();
             if changed || force {
                 let (id, ck) = state.primary();
-                *key = aead_key(*alg, &derive_subkey(*alg, ck, id, self.sender, self.epoch, &self.salt));
+                **key = aead_key(
+                    *alg,
+                    &derive_subkey(*alg, ck, id, self.sender, self.epoch, &self.salt),
+                );
                 *key_id = id;
             }
         }
@@ -202,7 +284,10 @@ impl Sealer {
     /// Seals `packet` stamped with the caller's clock. The counter advances on every call.
     pub fn seal(&mut self, now_unix_ms: u64, packet: Packet) -> Result<Bytes, SealError> {
         if packet.suite != self.suite {
-            return Err(SealError::SuiteMismatch { built: packet.suite, sealer: self.suite });
+            return Err(SealError::SuiteMismatch {
+                built: packet.suite,
+                sealer: self.suite,
+            });
         }
         if self.counter == u64::MAX {
             return Err(SealError::CounterExhausted);
@@ -232,7 +317,10 @@ impl Sealer {
         match &mut self.mode {
             SealMode::None => {}
             SealMode::Mac { view } => {
-                let mac = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, view.current().0.primary().1.bytes()), &buf);
+                let mac = hmac::sign(
+                    &hmac::Key::new(hmac::HMAC_SHA256, view.current().0.primary().1.bytes()),
+                    &buf,
+                );
                 buf.extend_from_slice(mac.as_ref());
             }
             SealMode::Aead { key, .. } => {
@@ -259,7 +347,9 @@ impl Sealer {
     pub(crate) fn current_subkey(&mut self) -> Option<[u8; 32]> {
         let (sender, epoch, salt) = (self.sender, self.epoch, self.salt);
         match &mut self.mode {
-            SealMode::Aead { alg, view, key_id, .. } => {
+            SealMode::Aead {
+                alg, view, key_id, ..
+            } => {
                 let alg = *alg;
                 let id = *key_id;
                 let ring = view.current().0;
@@ -282,14 +372,21 @@ impl Unverified {
     pub fn parse(buf: BytesMut, suite: Suite, cluster_tag: u32) -> Result<Unverified, WireError> {
         let header = Header::parse(&buf)?;
         if header.suite != suite {
-            return Err(WireError::WrongSuite { got: header.suite, want: suite });
+            return Err(WireError::WrongSuite {
+                got: header.suite,
+                want: suite,
+            });
         }
         if header.cluster_tag != cluster_tag {
             return Err(WireError::WrongCluster(header.cluster_tag));
         }
         let need = header.encoded_len() + suite.trailer_len();
         if buf.len() < need {
-            return Err(WireError::Truncated { what: "datagram", need, have: buf.len() });
+            return Err(WireError::Truncated {
+                what: "datagram",
+                need,
+                have: buf.len(),
+            });
         }
         Ok(Unverified { header, buf })
     }
@@ -309,14 +406,21 @@ impl Unverified {
             return None;
         }
         let split = self.buf.len() - SIGNATURE_LEN;
-        Some((&self.buf[..split], Signature::from_bytes(arr(&self.buf[split..]))))
+        Some((
+            &self.buf[..split],
+            Signature::from_bytes(arr(&self.buf[split..])),
+        ))
     }
 
     fn into_verified(mut self) -> Verified {
         // Trim header and trailer by moving the buffer's bounds: no refcount traffic.
-        self.buf.truncate(self.buf.len() - self.header.suite.trailer_len());
+        self.buf
+            .truncate(self.buf.len() - self.header.suite.trailer_len());
         bytes::Buf::advance(&mut self.buf, self.header.encoded_len());
-        Verified { header: self.header, body: self.buf.freeze() }
+        Verified {
+            header: self.header,
+            body: self.buf.freeze(),
+        }
     }
 }
 
@@ -395,9 +499,18 @@ impl Opener {
     /// `ring` is required for shared-key suites and ignored otherwise.
     pub fn new(suite: Suite, ring: Option<SharedKeyRing>) -> Result<Opener, SealError> {
         if suite.uses_cluster_key() && ring.is_none() {
-            return Err(SealError::WrongKeys { suite, need: "the cluster key ring" });
+            return Err(SealError::WrongKeys {
+                suite,
+                need: "the cluster key ring",
+            });
         }
-        Ok(Opener { suite, ring: ring.map(RingView::new), subkeys: HashMap::default(), subkey_cap: DEFAULT_SUBKEY_CACHE, hmac: None })
+        Ok(Opener {
+            suite,
+            ring: ring.map(RingView::new),
+            subkeys: HashMap::default(),
+            subkey_cap: DEFAULT_SUBKEY_CACHE,
+            hmac: None,
+        })
     }
 
     pub fn suite(&self) -> Suite {
@@ -410,7 +523,9 @@ impl Opener {
         match h.suite.hop() {
             HopAuth::None => Ok(d.into_verified()),
             HopAuth::Signature => {
-                let key = keys.public_key(h.sender).ok_or(OpenError::UnknownSender(h.sender))?;
+                let key = keys
+                    .public_key(h.sender)
+                    .ok_or(OpenError::UnknownSender(h.sender))?;
                 let (msg, sig) = d.signed_parts().ok_or(OpenError::BadAuth)?;
                 ed25519::verify(key, msg, &sig).map_err(|_| OpenError::BadAuth)?;
                 Ok(d.into_verified())
@@ -434,11 +549,18 @@ impl Opener {
         self.refresh_ring();
         let kid = d.header.key_id;
         if self.hmac.as_ref().map(|(id, _)| *id) != Some(kid) {
-            let ring = self.ring.as_mut().ok_or(OpenError::UnknownKeyId(kid))?.current().0;
+            let ring = self
+                .ring
+                .as_mut()
+                .ok_or(OpenError::UnknownKeyId(kid))?
+                .current()
+                .0;
             let ck = ring.get(kid).ok_or(OpenError::UnknownKeyId(kid))?;
             self.hmac = Some((kid, hmac::Key::new(hmac::HMAC_SHA256, ck.bytes())));
         }
-        let Some((_, key)) = &self.hmac else { return Err(OpenError::UnknownKeyId(kid)) };
+        let Some((_, key)) = &self.hmac else {
+            return Err(OpenError::UnknownKeyId(kid));
+        };
         let split = d.buf.len() - crate::header::MAC_LEN;
         hmac::verify(key, &d.buf[..split], &d.buf[split..]).map_err(|_| OpenError::BadAuth)?;
         Ok(d.into_verified())
@@ -449,13 +571,27 @@ impl Opener {
         let h = d.header;
         let salt = h.salt.ok_or(OpenError::BadAuth)?;
         let slot = (h.key_id, h.sender);
-        if let Some(e) = self.subkeys.get(&slot).filter(|e| e.epoch == h.epoch && e.salt == salt) {
+        if let Some(e) = self
+            .subkeys
+            .get(&slot)
+            .filter(|e| e.epoch == h.epoch && e.salt == salt)
+        {
             aead_open(&e.key, &mut d)?;
             return Ok(d.into_verified());
         }
-        let ring = self.ring.as_mut().ok_or(OpenError::UnknownKeyId(h.key_id))?.current().0;
-        let ck = ring.get(h.key_id).ok_or(OpenError::UnknownKeyId(h.key_id))?;
-        let key = aead_key(alg, &derive_subkey(alg, ck, h.key_id, h.sender, h.epoch, &salt));
+        let ring = self
+            .ring
+            .as_mut()
+            .ok_or(OpenError::UnknownKeyId(h.key_id))?
+            .current()
+            .0;
+        let ck = ring
+            .get(h.key_id)
+            .ok_or(OpenError::UnknownKeyId(h.key_id))?;
+        let key = aead_key(
+            alg,
+            &derive_subkey(alg, ck, h.key_id, h.sender, h.epoch, &salt),
+        );
         aead_open(&key, &mut d)?;
         // Cache only keys that just authenticated a datagram, so forgeries cannot evict honest
         // entries; never let an older epoch displace a newer one.
@@ -465,7 +601,14 @@ impl Opener {
                     self.subkeys.remove(&victim);
                 }
             }
-            self.subkeys.insert(slot, SubkeyEntry { epoch: h.epoch, salt, key });
+            self.subkeys.insert(
+                slot,
+                SubkeyEntry {
+                    epoch: h.epoch,
+                    salt,
+                    key,
+                },
+            );
         }
         Ok(d.into_verified())
     }
@@ -473,16 +616,23 @@ impl Opener {
 
 fn aead_open(key: &LessSafeKey, d: &mut Unverified) -> Result<(), OpenError> {
     let (head, rest) = d.buf.split_at_mut(d.header.encoded_len());
-    key.open_in_place(nonce_for(d.header.counter), Aad::from(&*head), rest).map(|_| ()).map_err(|_| OpenError::BadAuth)
+    key.open_in_place(nonce_for(d.header.counter), Aad::from(&*head), rest)
+        .map(|_| ())
+        .map_err(|_| OpenError::BadAuth)
 }
 
 /// Opens a batch of `ed25519` datagrams with one batch verification (ZIP-215, see
 /// `ed25519.rs`). All verified, or the items come back unchanged for the caller to bisect.
 /// Items whose sender has no admitted key fail the whole call the same way.
-pub fn open_ed25519_batch<R: RngCore + CryptoRng>(items: Vec<Unverified>, keys: &impl MemberKeys, rng: R) -> Result<Vec<Verified>, Vec<Unverified>> {
+pub fn open_ed25519_batch<R: RngCore + CryptoRng>(
+    items: Vec<Unverified>,
+    keys: &impl MemberKeys,
+    rng: R,
+) -> Result<Vec<Verified>, Vec<Unverified>> {
     let mut batch = ed25519::Batch::new();
     for d in &items {
-        let (Some(key), Some((msg, sig))) = (keys.public_key(d.header.sender), d.signed_parts()) else {
+        let (Some(key), Some((msg, sig))) = (keys.public_key(d.header.sender), d.signed_parts())
+        else {
             return Err(items);
         };
         batch.queue(key, msg, &sig);
@@ -504,11 +654,18 @@ mod tests {
         let mut s = Sealer::new(Suite::Aes256Gcm, 7, 3, 10, HopKeys::Ring(ring), &mut rng).unwrap();
         let k1 = s.current_subkey().unwrap();
         s.set_counter(u64::MAX - 1);
-        assert!(s.seal(0, Packet::new(Suite::Aes256Gcm, 1400).unwrap()).is_ok());
-        assert_eq!(s.seal(0, Packet::new(Suite::Aes256Gcm, 1400).unwrap()), Err(SealError::CounterExhausted));
+        assert!(s
+            .seal(0, Packet::new(Suite::Aes256Gcm, 1400).unwrap())
+            .is_ok());
+        assert_eq!(
+            s.seal(0, Packet::new(Suite::Aes256Gcm, 1400).unwrap()),
+            Err(SealError::CounterExhausted)
+        );
         s.start_epoch(11, &mut rng);
         assert_ne!(s.current_subkey().unwrap(), k1);
-        assert!(s.seal(0, Packet::new(Suite::Aes256Gcm, 1400).unwrap()).is_ok());
+        assert!(s
+            .seal(0, Packet::new(Suite::Aes256Gcm, 1400).unwrap())
+            .is_ok());
     }
 
     #[test]

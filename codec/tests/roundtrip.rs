@@ -49,12 +49,25 @@ proptest! {
 #[test]
 fn statement_signatures_verify_and_are_domain_separated() {
     let sk = SecretKey::generate(&mut rand::thread_rng());
-    let r = Rumor { origin: 1, seq: 2, timestamp_ms: 3, payload: bytes::Bytes::from_static(b"x"), signature: None };
+    let r = Rumor {
+        origin: 1,
+        seq: 2,
+        timestamp_ms: 3,
+        payload: bytes::Bytes::from_static(b"x"),
+        signature: None,
+    };
     let sig = sk.sign(&r.signing_input(42));
     assert!(ed25519::verify(&sk.public(), &r.signing_input(42), &sig).is_ok());
     // another cluster, another statement kind: not the same signed bytes
     assert!(ed25519::verify(&sk.public(), &r.signing_input(43), &sig).is_err());
-    let u = Update { subject: 1, incarnation: 2, state: MemberState::Alive, origin: 1, addr: None, signature: None };
+    let u = Update {
+        subject: 1,
+        incarnation: 2,
+        state: MemberState::Alive,
+        origin: 1,
+        addr: None,
+        signature: None,
+    };
     assert_ne!(u.signing_input(42), r.signing_input(42));
     assert!(!r.signing_input(42).starts_with(&header::MAGIC));
 }

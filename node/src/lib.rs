@@ -1,3 +1,4 @@
 //! rumor: the node library. `core` is the sans-IO protocol state machine; the binary drives it.
 
+pub mod config;
 pub mod core;

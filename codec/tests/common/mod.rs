@@ -4,7 +4,7 @@
 use bytes::{Bytes, BytesMut};
 use proptest::prelude::*;
 use rumor_codec::fuzz::{fixture, hop_keys, TAG};
-use rumor_codec::message::{MAX_RUMOR_PAYLOAD};
+use rumor_codec::message::MAX_RUMOR_PAYLOAD;
 use rumor_codec::*;
 use std::net::SocketAddr;
 
@@ -20,7 +20,12 @@ pub fn arb_sig() -> impl Strategy<Value = Signature> {
 }
 
 pub fn arb_state() -> impl Strategy<Value = MemberState> {
-    prop_oneof![Just(MemberState::Alive), Just(MemberState::Suspect), Just(MemberState::Dead), Just(MemberState::Left)]
+    prop_oneof![
+        Just(MemberState::Alive),
+        Just(MemberState::Suspect),
+        Just(MemberState::Dead),
+        Just(MemberState::Left)
+    ]
 }
 
 pub fn arb_addr() -> impl Strategy<Value = Option<SocketAddr>> {
@@ -32,14 +37,41 @@ pub fn arb_addr() -> impl Strategy<Value = Option<SocketAddr>> {
 }
 
 pub fn arb_update() -> impl Strategy<Value = Update> {
-    (any::<u32>(), any::<u64>(), arb_state(), any::<u32>(), arb_addr(), prop::option::of(arb_sig())).prop_map(
-        |(subject, incarnation, state, origin, addr, signature)| Update { subject, incarnation, state, origin, addr, signature },
+    (
+        any::<u32>(),
+        any::<u64>(),
+        arb_state(),
+        any::<u32>(),
+        arb_addr(),
+        prop::option::of(arb_sig()),
     )
+        .prop_map(
+            |(subject, incarnation, state, origin, addr, signature)| Update {
+                subject,
+                incarnation,
+                state,
+                origin,
+                addr,
+                signature,
+            },
+        )
 }
 
 pub fn arb_rumor() -> impl Strategy<Value = Rumor> {
-    (any::<u32>(), any::<u64>(), any::<u64>(), prop::collection::vec(any::<u8>(), 0..=MAX_RUMOR_PAYLOAD), prop::option::of(arb_sig()))
-        .prop_map(|(origin, seq, timestamp_ms, payload, signature)| Rumor { origin, seq, timestamp_ms, payload: payload.into(), signature })
+    (
+        any::<u32>(),
+        any::<u64>(),
+        any::<u64>(),
+        prop::collection::vec(any::<u8>(), 0..=MAX_RUMOR_PAYLOAD),
+        prop::option::of(arb_sig()),
+    )
+        .prop_map(|(origin, seq, timestamp_ms, payload, signature)| Rumor {
+            origin,
+            seq,
+            timestamp_ms,
+            payload: payload.into(),
+            signature,
+        })
 }
 
 fn encoded(m: Message) -> Bytes {
@@ -59,7 +91,12 @@ pub fn arb_message() -> impl Strategy<Value = Message> {
         arb_rumor().prop_map(Message::Rumor),
         Just(Message::SyncRequest),
         Just(Message::SyncReply),
-        (any::<u32>(), any::<u64>(), arb_state(), prop::collection::vec((any::<u32>(), arb_sig()), 0..20))
+        (
+            any::<u32>(),
+            any::<u64>(),
+            arb_state(),
+            prop::collection::vec((any::<u32>(), arb_sig()), 0..20)
+        )
             .prop_map(|(s, i, v, w)| Message::Certificate(Certificate::new(s, i, v, &w).unwrap())),
         (arb_update(), arb_rumor()).prop_map(|(u, r)| Message::Equivocation(EquivocationProof {
             first: encoded(Message::Update(u)),

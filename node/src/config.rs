@@ -1,0 +1,290 @@
+//! `rumor run` configuration: every flag can also be set in a TOML file (`--config`); a flag
+//! given on the command line overrides the file, and the file overrides the defaults.
+//! Defaults follow memberlist's LAN profile, which operators already know.
+//!
+//! Concurrency: plain data, built once at startup.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Args;
+use codec::Suite;
+use serde::Deserialize;
+
+/// How the node does its socket I/O.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum IoMode {
+    /// io_uring if it can be set up here, else mmsg (said in one line).
+    Auto,
+    /// io_uring multishot receive into a provided buffer ring; fails if unavailable.
+    Uring,
+    /// recvmmsg/sendmmsg (and UDP GSO): the baseline.
+    Mmsg,
+}
+
+/// Flags of `rumor run`. All optional here so that the config file can supply them.
+#[derive(Args, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RunOptions {
+    /// UDP address to bind (e.g. 127.0.0.1:7946).
+    #[arg(long)]
+    pub bind: Option<SocketAddr>,
+    /// Seed members to join through, comma separated.
+    #[arg(long, value_delimiter = ',')]
+    pub seeds: Option<Vec<SocketAddr>>,
+    /// Crypto suite: none, hmac-sha256, aes-256-gcm, chacha20-poly1305, ed25519, aead+ed25519.
+    #[arg(long)]
+    #[serde(default, deserialize_with = "de_from_str")]
+    pub suite: Option<Suite>,
+    /// This member's key file (`rumor keygen member`).
+    #[arg(long)]
+    pub key: Option<PathBuf>,
+    /// The signed roster of admitted members.
+    #[arg(long)]
+    pub roster: Option<PathBuf>,
+    /// The shared cluster key file (`rumor keygen cluster`), for the shared-key suites.
+    #[arg(long)]
+    pub cluster_key: Option<PathBuf>,
+    /// State directory (boot epoch, lock).
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
+    /// Members each gossip round pushes to.
+    #[arg(long)]
+    pub fanout: Option<usize>,
+    /// Time between gossip rounds (e.g. 200ms).
+    #[arg(long, value_parser = parse_duration)]
+    #[serde(default, deserialize_with = "de_duration")]
+    pub gossip_interval: Option<Duration>,
+    /// Time between failure-detection probes (e.g. 1s).
+    #[arg(long, value_parser = parse_duration)]
+    #[serde(default, deserialize_with = "de_duration")]
+    pub probe_interval: Option<Duration>,
+    /// Retransmissions of each update: this × ceil(log10(n + 1)).
+    #[arg(long)]
+    pub retransmit_mult: Option<u32>,
+    /// Lifeguard suspicion multiplier.
+    #[arg(long)]
+    pub suspicion_mult: Option<u32>,
+    /// Socket I/O method.
+    #[arg(long, value_enum)]
+    pub io: Option<IoMode>,
+    /// I/O threads (one per core by default).
+    #[arg(long)]
+    pub io_threads: Option<usize>,
+    /// Signature-verification threads.
+    #[arg(long)]
+    pub verify_threads: Option<usize>,
+    /// Largest datagram sent, in bytes.
+    #[arg(long)]
+    pub mtu: Option<usize>,
+    /// Serve Prometheus text metrics on this address.
+    #[arg(long)]
+    pub metrics_addr: Option<SocketAddr>,
+    /// Control socket path (for `rumor members`, `publish`, `keys`).
+    #[arg(long)]
+    pub control: Option<PathBuf>,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 200ms, 1s)"))?;
+    if d.is_zero() {
+        return Err("must be greater than zero".into());
+    }
+    Ok(d)
+}
+
+fn de_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    let s = Option::<String>::deserialize(d)?;
+    s.map(|s| parse_duration(&s).map_err(serde::de::Error::custom))
+        .transpose()
+}
+
+fn de_from_str<'de, D: serde::Deserializer<'de>, T: std::str::FromStr>(
+    d: D,
+) -> Result<Option<T>, D::Error>
+where
+    T::Err: std::fmt::Display,
+{
+    let s = Option::<String>::deserialize(d)?;
+    s.map(|s| s.parse().map_err(serde::de::Error::custom))
+        .transpose()
+}
+
+/// Why the configuration cannot be used. Names the flag or file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config file {}: {why}", path.display())]
+    File { path: PathBuf, why: String },
+    #[error("--{flag}: {why}")]
+    Invalid { flag: &'static str, why: String },
+    #[error("suite {suite} needs --{flag}")]
+    Missing { suite: Suite, flag: &'static str },
+}
+
+/// The resolved configuration of `rumor run`.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    pub bind: SocketAddr,
+    pub seeds: Vec<SocketAddr>,
+    pub suite: Suite,
+    pub key: Option<PathBuf>,
+    pub roster: Option<PathBuf>,
+    pub cluster_key: Option<PathBuf>,
+    pub state_dir: PathBuf,
+    pub fanout: usize,
+    pub gossip_interval: Duration,
+    pub probe_interval: Duration,
+    pub retransmit_mult: u32,
+    pub suspicion_mult: u32,
+    pub io: IoMode,
+    pub io_threads: usize,
+    pub verify_threads: usize,
+    pub mtu: usize,
+    pub metrics_addr: Option<SocketAddr>,
+    pub control: PathBuf,
+}
+
+impl RunOptions {
+    pub fn from_file(path: &Path) -> Result<RunOptions, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
+            path: path.into(),
+            why: e.to_string(),
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::File {
+            path: path.into(),
+            why: e.message().to_string(),
+        })
+    }
+
+    /// Flags (`self`) over the file over the defaults, then validated.
+    pub fn resolve(self, file: RunOptions) -> Result<RunConfig, ConfigError> {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let bind = self.bind.or(file.bind).ok_or(ConfigError::Invalid {
+            flag: "bind",
+            why: "required (e.g. --bind 127.0.0.1:7946)".into(),
+        })?;
+        let suite = self.suite.or(file.suite).unwrap_or(Suite::Ed25519);
+        let state_dir = self
+            .state_dir
+            .or(file.state_dir)
+            .unwrap_or_else(|| PathBuf::from(format!("rumor-state-{}", bind.port())));
+        let cfg = RunConfig {
+            bind,
+            seeds: self.seeds.or(file.seeds).unwrap_or_default(),
+            suite,
+            key: self.key.or(file.key),
+            roster: self.roster.or(file.roster),
+            cluster_key: self.cluster_key.or(file.cluster_key),
+            control: self
+                .control
+                .or(file.control)
+                .unwrap_or_else(|| state_dir.join("control.sock")),
+            state_dir,
+            fanout: self.fanout.or(file.fanout).unwrap_or(3),
+            gossip_interval: self
+                .gossip_interval
+                .or(file.gossip_interval)
+                .unwrap_or(Duration::from_millis(200)),
+            probe_interval: self
+                .probe_interval
+                .or(file.probe_interval)
+                .unwrap_or(Duration::from_secs(1)),
+            retransmit_mult: self.retransmit_mult.or(file.retransmit_mult).unwrap_or(4),
+            suspicion_mult: self.suspicion_mult.or(file.suspicion_mult).unwrap_or(4),
+            io: self.io.or(file.io).unwrap_or(IoMode::Auto),
+            io_threads: self.io_threads.or(file.io_threads).unwrap_or(cores),
+            verify_threads: self.verify_threads.or(file.verify_threads).unwrap_or(cores),
+            mtu: self.mtu.or(file.mtu).unwrap_or(codec::DEFAULT_MTU),
+            metrics_addr: self.metrics_addr.or(file.metrics_addr),
+        };
+        cfg.validate()?;
+        Ok(cfg)
+    }
+}
+
+impl RunConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |flag, why: String| Err(ConfigError::Invalid { flag, why });
+        if self.fanout == 0 || self.fanout > 64 {
+            return bad("fanout", format!("{} is outside 1..=64", self.fanout));
+        }
+        if self.retransmit_mult == 0 {
+            return bad("retransmit-mult", "must be at least 1".into());
+        }
+        if self.suspicion_mult == 0 {
+            return bad("suspicion-mult", "must be at least 1".into());
+        }
+        if self.io_threads == 0 {
+            return bad("io-threads", "must be at least 1".into());
+        }
+        if self.verify_threads == 0 {
+            return bad("verify-threads", "must be at least 1".into());
+        }
+        if let Err(e) = codec::Packet::new(self.suite, self.mtu) {
+            return bad("mtu", e.to_string());
+        }
+        if self.suite.uses_member_key() && self.key.is_none() {
+            return Err(ConfigError::Missing {
+                suite: self.suite,
+                flag: "key",
+            });
+        }
+        if self.suite.uses_cluster_key() && self.cluster_key.is_none() {
+            return Err(ConfigError::Missing {
+                suite: self.suite,
+                flag: "cluster-key",
+            });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(args: &[&str]) -> RunOptions {
+        #[derive(clap::Parser)]
+        struct P {
+            #[command(flatten)]
+            o: RunOptions,
+        }
+        let mut v = vec!["rumor"];
+        v.extend_from_slice(args);
+        <P as clap::Parser>::try_parse_from(v).unwrap().o
+    }
+
+    #[test]
+    fn flags_override_file_override_defaults() {
+        let file: RunOptions = toml::from_str(
+            "bind = \"127.0.0.1:9000\"\nfanout = 5\ngossip-interval = \"50ms\"\nsuite = \"none\"\n",
+        )
+        .unwrap();
+        let c = opts(&["--fanout", "2"]).resolve(file).unwrap();
+        assert_eq!(
+            (c.bind.port(), c.fanout, c.gossip_interval, c.suite),
+            (9000, 2, Duration::from_millis(50), Suite::None)
+        );
+        assert_eq!(c.probe_interval, Duration::from_secs(1));
+    }
+
+    #[test]
+    fn bad_values_name_the_flag() {
+        let e = opts(&["--bind", "127.0.0.1:1", "--suite", "none", "--fanout", "0"])
+            .resolve(RunOptions::default())
+            .unwrap_err();
+        assert!(e.to_string().starts_with("--fanout"), "{e}");
+        let e = opts(&["--bind", "127.0.0.1:1", "--suite", "ed25519"])
+            .resolve(RunOptions::default())
+            .unwrap_err();
+        assert_eq!(e.to_string(), "suite ed25519 needs --key");
+        let e = opts(&["--bind", "127.0.0.1:1", "--suite", "none", "--mtu", "50"])
+            .resolve(RunOptions::default())
+            .unwrap_err();
+        assert!(e.to_string().starts_with("--mtu"), "{e}");
+        assert!(toml::from_str::<RunOptions>("fanuot = 3").is_err());
+        assert!(toml::from_str::<RunOptions>("suite = \"rot13\"").is_err());
+    }
+}
