@@ -2,7 +2,7 @@
 //! where a member key is expected and a future format is refused rather than misread.
 //!
 //! ```toml
-//! type = "rumor-member-key"      # or "rumor-cluster-key"
+//! type = "rumor-member-key"      # or "rumor-authority-key", "rumor-cluster-key"
 //! version = 1
 //! secret = "<64 hex digits>"
 //! public = "<64 hex digits>"     # member keys: checked against the secret on load
@@ -21,7 +21,25 @@ use crate::ed25519::{PublicKey, SecretKey};
 use crate::keys::ClusterKey;
 
 pub const MEMBER_KEY_TYPE: &str = "rumor-member-key";
+pub const AUTHORITY_KEY_TYPE: &str = "rumor-authority-key";
 pub const CLUSTER_KEY_TYPE: &str = "rumor-cluster-key";
+
+/// What an Ed25519 key file is for: a member's identity, or the cluster authority that signs
+/// rosters. Distinct types so one is never loaded where the other is expected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SigningRole {
+    Member,
+    Authority,
+}
+
+impl SigningRole {
+    fn file_type(self) -> &'static str {
+        match self {
+            SigningRole::Member => MEMBER_KEY_TYPE,
+            SigningRole::Authority => AUTHORITY_KEY_TYPE,
+        }
+    }
+}
 pub const KEY_FILE_VERSION: u32 = 1;
 /// A key file is a few hundred bytes; anything far larger is not one, and is not read whole.
 const MAX_KEY_FILE_LEN: u64 = 4096;
@@ -72,9 +90,9 @@ struct KeyDoc {
     key_id: Option<u32>,
 }
 
-/// A member's signing key loaded from a file.
+/// An Ed25519 signing key (member or authority) loaded from a file.
 #[derive(Debug)]
-pub struct MemberKeyFile {
+pub struct SigningKeyFile {
     pub secret: SecretKey,
 }
 
@@ -162,9 +180,9 @@ fn write_doc(path: &Path, doc: &KeyDoc) -> Result<(), KeyFileError> {
         .map_err(|e| err(path, KeyFileProblem::Unreadable(e)))
 }
 
-impl MemberKeyFile {
-    pub fn load(path: &Path) -> Result<MemberKeyFile, KeyFileError> {
-        let doc = read_doc(path, MEMBER_KEY_TYPE)?;
+impl SigningKeyFile {
+    pub fn load(path: &Path, role: SigningRole) -> Result<SigningKeyFile, KeyFileError> {
+        let doc = read_doc(path, role.file_type())?;
         let secret = SecretKey::from_seed(hex32(path, "secret", &doc.secret)?);
         let public = doc.public.as_deref().ok_or_else(|| {
             err(
@@ -184,14 +202,14 @@ impl MemberKeyFile {
                 },
             ));
         }
-        Ok(MemberKeyFile { secret })
+        Ok(SigningKeyFile { secret })
     }
 
-    pub fn write(path: &Path, secret: &SecretKey) -> Result<(), KeyFileError> {
+    pub fn write(path: &Path, role: SigningRole, secret: &SecretKey) -> Result<(), KeyFileError> {
         write_doc(
             path,
             &KeyDoc {
-                kind: MEMBER_KEY_TYPE.into(),
+                kind: role.file_type().into(),
                 version: KEY_FILE_VERSION,
                 secret: hex::encode(secret.seed()),
                 public: Some(hex::encode(secret.public().to_bytes())),
@@ -256,16 +274,16 @@ mod tests {
     fn member_and_cluster_round_trip() {
         let d = tmp();
         let sk = SecretKey::generate(&mut rand::thread_rng());
-        MemberKeyFile::write(&d.join("m.key"), &sk).unwrap();
+        SigningKeyFile::write(&d.join("m.key"), SigningRole::Member, &sk).unwrap();
         assert_eq!(
-            MemberKeyFile::load(&d.join("m.key"))
+            SigningKeyFile::load(&d.join("m.key"), SigningRole::Member)
                 .unwrap()
                 .secret
                 .public(),
             sk.public()
         );
         assert!(matches!(
-            MemberKeyFile::write(&d.join("m.key"), &sk)
+            SigningKeyFile::write(&d.join("m.key"), SigningRole::Member, &sk)
                 .unwrap_err()
                 .problem,
             KeyFileProblem::Exists
@@ -274,9 +292,17 @@ mod tests {
         ClusterKeyFile::write(&d.join("c.key"), 7, &ck).unwrap();
         let l = ClusterKeyFile::load(&d.join("c.key")).unwrap();
         assert_eq!((l.key_id, l.key.bytes()), (7, ck.bytes()));
-        // wrong type both ways
+        // wrong type every way
         assert!(matches!(
-            MemberKeyFile::load(&d.join("c.key")).unwrap_err().problem,
+            SigningKeyFile::load(&d.join("m.key"), SigningRole::Authority)
+                .unwrap_err()
+                .problem,
+            KeyFileProblem::WrongType { .. }
+        ));
+        assert!(matches!(
+            SigningKeyFile::load(&d.join("c.key"), SigningRole::Member)
+                .unwrap_err()
+                .problem,
             KeyFileProblem::WrongType { .. }
         ));
         assert!(matches!(
@@ -360,7 +386,8 @@ mod tests {
             }),
         ];
         for (path, want) in cases {
-            let e = MemberKeyFile::load(&path).expect_err("bad file accepted");
+            let e =
+                SigningKeyFile::load(&path, SigningRole::Member).expect_err("bad file accepted");
             assert!(want(&e.problem), "{}: {}", path.display(), e);
             assert!(e.to_string().contains(&path.display().to_string()));
         }

@@ -13,6 +13,7 @@ pub mod header;
 pub mod keyfile;
 pub mod keys;
 pub mod message;
+pub mod roster;
 pub mod seal;
 pub mod suite;
 
@@ -24,6 +25,7 @@ pub use ed25519::{PublicKey, SecretKey, Signature};
 pub use header::{cluster_tag, Header, MemberId, DEFAULT_MTU};
 pub use keys::{ClusterKey, SharedKeyRing};
 pub use message::{Certificate, EquivocationProof, Frames, MemberState, Message, Rumor, Update};
+pub use roster::{Roster, RosterMember};
 pub use seal::{
     open_ed25519_batch, HopKeys, MemberKeys, OpenError, Opener, Packet, SealError, Sealer,
     Unverified, Verified,

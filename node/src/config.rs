@@ -44,6 +44,10 @@ pub struct RunOptions {
     /// The signed roster of admitted members.
     #[arg(long)]
     pub roster: Option<PathBuf>,
+    /// The cluster authority's public key (hex) that must have signed the roster. Without it the
+    /// first roster's authority is pinned in the state directory (trust on first use).
+    #[arg(long)]
+    pub authority: Option<String>,
     /// The shared cluster key file (`rumor keygen cluster`), for the shared-key suites.
     #[arg(long)]
     pub cluster_key: Option<PathBuf>,
@@ -131,6 +135,7 @@ pub struct RunConfig {
     pub suite: Suite,
     pub key: Option<PathBuf>,
     pub roster: Option<PathBuf>,
+    pub authority: Option<String>,
     pub cluster_key: Option<PathBuf>,
     pub state_dir: PathBuf,
     pub fanout: usize,
@@ -176,6 +181,7 @@ impl RunOptions {
             suite,
             key: self.key.or(file.key),
             roster: self.roster.or(file.roster),
+            authority: self.authority.or(file.authority),
             cluster_key: self.cluster_key.or(file.cluster_key),
             control: self
                 .control
