@@ -3,3 +3,4 @@
 pub mod config;
 pub mod core;
 pub mod identity;
+pub mod io;
