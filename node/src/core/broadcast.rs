@@ -39,7 +39,12 @@ pub(crate) struct Broadcasts {
 
 impl Broadcasts {
     pub fn new(max: usize) -> Broadcasts {
-        Broadcasts { items: HashMap::new(), order: BTreeMap::new(), next_id: 0, max }
+        Broadcasts {
+            items: HashMap::new(),
+            order: BTreeMap::new(),
+            next_id: 0,
+            max,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -59,7 +64,14 @@ impl Broadcasts {
         let id = self.next_id;
         self.next_id += 1;
         self.order.insert((0, Reverse(id)), key);
-        self.items.insert(key, Item { message, transmits: 0, id });
+        self.items.insert(
+            key,
+            Item {
+                message,
+                transmits: 0,
+                id,
+            },
+        );
         let mut dropped = 0;
         while self.items.len() > self.max {
             if let Some((_, k)) = self.order.pop_last() {
@@ -76,7 +88,9 @@ impl Broadcasts {
         let mut chosen = Vec::new();
         let mut misfits = 0;
         for (rank, key) in &self.order {
-            let Some(item) = self.items.get(key) else { continue };
+            let Some(item) = self.items.get(key) else {
+                continue;
+            };
             // An item that cannot be encoded (never produced by the core) is treated as not fitting.
             if packet.push(&item.message).unwrap_or(false) {
                 out.push(item.message.clone());
@@ -125,13 +139,19 @@ mod tests {
         assert_eq!(out, vec![ping(2), ping(1)]);
         assert_eq!(b.len(), 1, "item 1 reached its limit");
         b.push(Key::Member(2), ping(3));
-        assert_eq!(b.len(), 1, "newer item replaces the older with the same key");
+        assert_eq!(
+            b.len(),
+            1,
+            "newer item replaces the older with the same key"
+        );
     }
 
     #[test]
     fn bounded() {
         let mut b = Broadcasts::new(3);
-        let dropped: usize = (0..5).map(|i| b.push(Key::Rumor(1, i), ping(i as u32))).sum();
+        let dropped: usize = (0..5)
+            .map(|i| b.push(Key::Rumor(1, i), ping(i as u32)))
+            .sum();
         assert_eq!((b.len(), dropped), (3, 2));
     }
 }

@@ -25,7 +25,10 @@ pub enum ConfigError {
     #[error("{0} must be positive")]
     Zero(&'static str),
     #[error("probe timeout {timeout:?} must be shorter than the probe interval {interval:?}")]
-    ProbeTimeout { timeout: Duration, interval: Duration },
+    ProbeTimeout {
+        timeout: Duration,
+        interval: Duration,
+    },
     #[error("MTU: {0}")]
     Mtu(#[from] codec::WireError),
 }
@@ -110,7 +113,10 @@ impl Config {
             }
         }
         if self.probe_timeout >= self.probe_interval {
-            return Err(ConfigError::ProbeTimeout { timeout: self.probe_timeout, interval: self.probe_interval });
+            return Err(ConfigError::ProbeTimeout {
+                timeout: self.probe_timeout,
+                interval: self.probe_interval,
+            });
         }
         Packet::new(self.suite, self.mtu)?;
         Ok(())
@@ -125,7 +131,8 @@ impl Config {
     /// Lifeguard minimum suspicion timeout: `α · max(1, log10 n) · T`.
     pub fn suspicion_min(&self, n: usize) -> Duration {
         let scale = (n.max(1) as f64).log10().max(1.0);
-        self.probe_interval.mul_f64(self.suspicion_mult as f64 * scale)
+        self.probe_interval
+            .mul_f64(self.suspicion_mult as f64 * scale)
     }
 
     /// Lifeguard maximum suspicion timeout: `β · min`.
@@ -158,7 +165,8 @@ impl Config {
         if n <= PUSH_PULL_SCALE_THRESHOLD {
             return self.push_pull_interval;
         }
-        let doublings = ((n as f64).log2() - (PUSH_PULL_SCALE_THRESHOLD as f64).log2()).ceil() as u32;
+        let doublings =
+            ((n as f64).log2() - (PUSH_PULL_SCALE_THRESHOLD as f64).log2()).ceil() as u32;
         self.push_pull_interval * (doublings + 1)
     }
 
@@ -191,8 +199,16 @@ mod tests {
         assert_eq!(c.suspicion_timeout(2, 0), c.suspicion_min(2));
         assert_eq!(c.push_pull_period(32), Duration::from_secs(30));
         assert_eq!(c.push_pull_period(10_000), Duration::from_secs(300));
-        assert_eq!(c.detect_bound(10), Duration::from_millis(5000 + 500 + 24_000 + 8 * 200));
+        assert_eq!(
+            c.detect_bound(10),
+            Duration::from_millis(5000 + 500 + 24_000 + 8 * 200)
+        );
         assert!(c.validate().is_ok());
-        assert!(Config { probe_timeout: Duration::from_secs(2), ..c }.validate().is_err());
+        assert!(Config {
+            probe_timeout: Duration::from_secs(2),
+            ..c
+        }
+        .validate()
+        .is_err());
     }
 }

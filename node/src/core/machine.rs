@@ -91,11 +91,19 @@ pub enum CoreError {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
     /// Seal `messages` as one datagram to `to` (address: [`Core::addr_of`] or the driver's own).
-    Send { to: MemberId, messages: Vec<Message> },
+    Send {
+        to: MemberId,
+        messages: Vec<Message>,
+    },
     /// A rumor heard for the first time: hand it to the application.
     Deliver(Rumor),
     /// Another member's state changed in this core's view.
-    MemberChanged { id: MemberId, state: MemberState, incarnation: u64, addr: Option<SocketAddr> },
+    MemberChanged {
+        id: MemberId,
+        state: MemberState,
+        incarnation: u64,
+        addr: Option<SocketAddr>,
+    },
 }
 
 pub struct Core {
@@ -120,7 +128,8 @@ pub struct Core {
     next_probe: Millis,
     next_gossip: Millis,
     next_push_pull: Millis,
-    /// Join retries continue while no other member is known live.
+    /// Join retries continue until a sync reply arrives: UDP may lose the first exchange, and
+    /// gossip alone would not repair a joiner's view until the next push-pull.
     next_join: Option<Millis>,
     /// When each member's sync request was last answered: one answer per probe interval, so a
     /// member cannot turn small requests into full-state replies at will.
@@ -133,17 +142,27 @@ pub struct Core {
 }
 
 impl Core {
-    pub fn new(cfg: Config, roster: Arc<Roster>, boot: Boot, now: Millis) -> Result<Core, CoreError> {
+    pub fn new(
+        cfg: Config,
+        roster: Arc<Roster>,
+        boot: Boot,
+        now: Millis,
+    ) -> Result<Core, CoreError> {
         cfg.validate()?;
-        let me = roster.index_of(boot.id).ok_or(CoreError::NotOnRoster(boot.id))?;
+        let me = roster
+            .index_of(boot.id)
+            .ok_or(CoreError::NotOnRoster(boot.id))?;
         if cfg.suite.signs_origin() && boot.signer.is_none() {
             return Err(CoreError::MissingSigner(cfg.suite));
         }
         let mut rng = StdRng::seed_from_u64(boot.rng_seed);
         // Random phases keep members from probing and gossiping in lockstep.
         let mut phase = |d: std::time::Duration| now + d.mul_f64(rng.gen::<f64>());
-        let (next_probe, next_gossip, next_push_pull) =
-            (phase(cfg.probe_interval), phase(cfg.gossip_interval), phase(cfg.push_pull_interval));
+        let (next_probe, next_gossip, next_push_pull) = (
+            phase(cfg.probe_interval),
+            phase(cfg.gossip_interval),
+            phase(cfg.push_pull_interval),
+        );
         let mut core = Core {
             members: Membership::new(roster.len()),
             broadcasts: Broadcasts::new(cfg.broadcast_queue_max),
@@ -179,9 +198,13 @@ impl Core {
     // ---- inputs ----
 
     /// Joins through `seeds`: a push-pull sync with each, repeated every probe interval until
-    /// some member is known live.
+    /// some member answers one.
     pub fn join(&mut self, now: Millis, seeds: &[MemberId]) {
-        self.seeds = seeds.iter().copied().filter(|s| *s != self.id && self.roster.index_of(*s).is_some()).collect();
+        self.seeds = seeds
+            .iter()
+            .copied()
+            .filter(|s| *s != self.id && self.roster.index_of(*s).is_some())
+            .collect();
         self.join_round(now);
     }
 
@@ -191,7 +214,13 @@ impl Core {
             return Err(CoreError::Left);
         }
         let len = payload.len();
-        let mut rumor = Rumor { origin: self.id, seq: self.next_rumor_seq, timestamp_ms: now.0, payload, signature: None };
+        let mut rumor = Rumor {
+            origin: self.id,
+            seq: self.next_rumor_seq,
+            timestamp_ms: now.0,
+            payload,
+            signature: None,
+        };
         if self.cfg.suite.signs_origin() {
             if let Some(sk) = &self.signer {
                 rumor.signature = Some(sk.sign(&rumor.signing_input(self.cfg.cluster_tag)));
@@ -199,7 +228,10 @@ impl Core {
         }
         let message = Message::Rumor(rumor);
         if len > MAX_RUMOR_PAYLOAD || !fits_alone(&self.cfg, &message) {
-            return Err(CoreError::PayloadTooLarge { len, max: MAX_RUMOR_PAYLOAD });
+            return Err(CoreError::PayloadTooLarge {
+                len,
+                max: MAX_RUMOR_PAYLOAD,
+            });
         }
         let seq = self.next_rumor_seq;
         self.next_rumor_seq = seq.saturating_add(1);
@@ -228,7 +260,12 @@ impl Core {
     }
 
     /// One datagram's messages from `from` (authenticated, see the module's trust contract).
-    pub fn handle_datagram(&mut self, now: Millis, from: MemberId, messages: impl IntoIterator<Item = Message>) {
+    pub fn handle_datagram(
+        &mut self,
+        now: Millis,
+        from: MemberId,
+        messages: impl IntoIterator<Item = Message>,
+    ) {
         if self.stopped {
             return;
         }
@@ -243,15 +280,19 @@ impl Core {
             match m {
                 Message::Ping { seq } => reply.push(Message::Ack { seq }),
                 Message::Ack { seq } => self.on_ack(from, seq),
-                Message::PingReq { seq, target } => self.on_ping_req(now, from, seq, target, &mut reply),
+                Message::PingReq { seq, target } => {
+                    self.on_ping_req(now, from, seq, target, &mut reply)
+                }
                 Message::IndirectAck { seq, target } => self.on_indirect_ack(seq, target),
                 Message::Nack { seq, target } => self.on_nack(seq, target),
                 Message::Update(u) => self.apply(now, u),
                 Message::Rumor(r) => self.on_rumor(r),
                 Message::SyncRequest => sync_requested = true,
-                // The updates after the marker are applied like any others.
-                Message::SyncReply => {}
-                Message::Certificate(_) | Message::Equivocation(_) => self.stats.messages_ignored += 1,
+                // The updates after the marker are applied like any others; the reply completes a join.
+                Message::SyncReply => self.next_join = None,
+                Message::Certificate(_) | Message::Equivocation(_) => {
+                    self.stats.messages_ignored += 1
+                }
             }
         }
         if !reply.is_empty() {
@@ -283,7 +324,17 @@ impl Core {
             if e.state == Some(MemberState::Suspect) && e.incarnation == incarnation {
                 self.stats.deaths_declared += 1;
                 let subject = self.roster.id_at(idx);
-                self.apply(now, Update { subject, incarnation, state: MemberState::Dead, origin: self.id, addr: None, signature: None });
+                self.apply(
+                    now,
+                    Update {
+                        subject,
+                        incarnation,
+                        state: MemberState::Dead,
+                        origin: self.id,
+                        addr: None,
+                        signature: None,
+                    },
+                );
             }
         }
         if now >= self.next_gossip {
@@ -309,11 +360,16 @@ impl Core {
         if let Some(end) = self.leaving {
             return Some(end.min(self.next_gossip));
         }
-        [Some(self.next_probe), Some(self.next_gossip), Some(self.next_push_pull), self.next_join]
-            .into_iter()
-            .chain([self.prober.next_deadline(), self.suspicions.next_deadline()])
-            .flatten()
-            .min()
+        [
+            Some(self.next_probe),
+            Some(self.next_gossip),
+            Some(self.next_push_pull),
+            self.next_join,
+        ]
+        .into_iter()
+        .chain([self.prober.next_deadline(), self.suspicions.next_deadline()])
+        .flatten()
+        .min()
     }
 
     pub fn poll_action(&mut self) -> Option<Action> {
@@ -360,7 +416,9 @@ impl Core {
 
     /// Every member this core knows of, in roster order.
     pub fn members(&self) -> impl Iterator<Item = (MemberId, MemberState, u64)> + '_ {
-        self.members.entries().filter_map(|(i, e)| e.state.map(|s| (self.roster.id_at(i), s, e.incarnation)))
+        self.members
+            .entries()
+            .filter_map(|(i, e)| e.state.map(|s| (self.roster.id_at(i), s, e.incarnation)))
     }
 
     /// Members alive or suspect, this one included: the n of the SWIM and Lifeguard formulas.
@@ -371,7 +429,10 @@ impl Core {
     /// Where to send to `id`: the address it advertised, else the roster's.
     pub fn addr_of(&self, id: MemberId) -> Option<SocketAddr> {
         let idx = self.roster.index_of(id)?;
-        self.learned_addrs.get(&idx).copied().or_else(|| self.roster.addr(id))
+        self.learned_addrs
+            .get(&idx)
+            .copied()
+            .or_else(|| self.roster.addr(id))
     }
 
     /// Broadcasts waiting for (re)transmission.
@@ -389,7 +450,9 @@ impl Core {
     fn start_probe(&mut self, now: Millis) {
         let period = self.awareness.scale(self.cfg.probe_interval);
         self.next_probe = now + period;
-        let Some(target) = self.prober.next_target(&self.members, &mut self.rng) else { return };
+        let Some(target) = self.prober.next_target(&self.members, &mut self.rng) else {
+            return;
+        };
         let seq = self.prober.next_seq();
         self.prober.current = Some(Probe {
             target,
@@ -406,7 +469,9 @@ impl Core {
     }
 
     fn advance_probe(&mut self, now: Millis) {
-        let Some(p) = self.prober.current.as_mut() else { return };
+        let Some(p) = self.prober.current.as_mut() else {
+            return;
+        };
         if p.acked {
             self.prober.current = None;
             return;
@@ -415,22 +480,37 @@ impl Core {
         let target_id = self.roster.id_at(target);
         if !p.indirect_sent && now >= p.indirect_at {
             p.indirect_sent = true;
-            let relays = self.members.sample(&mut self.rng, self.cfg.indirect_probes, &[target]);
+            let relays = self
+                .members
+                .sample(&mut self.rng, self.cfg.indirect_probes, &[target]);
             if let Some(p) = self.prober.current.as_mut() {
                 p.expected_nacks = relays.len() as u32;
             }
             for r in relays {
                 self.stats.indirect_probes_sent += 1;
-                self.send(self.roster.id_at(r), vec![Message::PingReq { seq, target: target_id }], true);
+                self.send(
+                    self.roster.id_at(r),
+                    vec![Message::PingReq {
+                        seq,
+                        target: target_id,
+                    }],
+                    true,
+                );
             }
         }
-        let Some(p) = self.prober.current.as_ref() else { return };
+        let Some(p) = self.prober.current.as_ref() else {
+            return;
+        };
         if now < p.end {
             return;
         }
         // Lifeguard: with relays to vouch for our own health, only their missing nacks count
         // against it; without, the failed probe itself does.
-        let delta = if p.expected_nacks > 0 { p.expected_nacks.saturating_sub(p.nacks) } else { 1 };
+        let delta = if p.expected_nacks > 0 {
+            p.expected_nacks.saturating_sub(p.nacks)
+        } else {
+            1
+        };
         self.prober.current = None;
         self.stats.probe_failures += 1;
         self.awareness.apply(i64::from(delta));
@@ -441,7 +521,12 @@ impl Core {
     }
 
     fn on_ack(&mut self, from: MemberId, seq: u32) {
-        if let Some(p) = self.prober.current.as_mut().filter(|p| p.seq == seq && !p.acked) {
+        if let Some(p) = self
+            .prober
+            .current
+            .as_mut()
+            .filter(|p| p.seq == seq && !p.acked)
+        {
             if self.roster.id_at(p.target) == from {
                 p.acked = true;
                 self.stats.acks_received += 1;
@@ -449,9 +534,21 @@ impl Core {
                 return;
             }
         }
-        if let Some(pos) = self.prober.relays.iter().position(|r| r.seq == seq && r.target == from) {
+        if let Some(pos) = self
+            .prober
+            .relays
+            .iter()
+            .position(|r| r.seq == seq && r.target == from)
+        {
             let r = self.prober.relays.swap_remove(pos);
-            self.send(r.requester, vec![Message::IndirectAck { seq: r.requester_seq, target: r.target }], true);
+            self.send(
+                r.requester,
+                vec![Message::IndirectAck {
+                    seq: r.requester_seq,
+                    target: r.target,
+                }],
+                true,
+            );
             return;
         }
         self.stats.messages_ignored += 1;
@@ -469,7 +566,11 @@ impl Core {
 
     fn on_nack(&mut self, seq: u32, target: MemberId) {
         match self.prober.current.as_mut() {
-            Some(p) if p.seq == seq && p.nacks < p.expected_nacks && self.roster.id_at(p.target) == target => {
+            Some(p)
+                if p.seq == seq
+                    && p.nacks < p.expected_nacks
+                    && self.roster.id_at(p.target) == target =>
+            {
                 p.nacks += 1;
                 self.stats.nacks_received += 1;
             }
@@ -477,7 +578,14 @@ impl Core {
         }
     }
 
-    fn on_ping_req(&mut self, now: Millis, from: MemberId, seq: u32, target: MemberId, reply: &mut Vec<Message>) {
+    fn on_ping_req(
+        &mut self,
+        now: Millis,
+        from: MemberId,
+        seq: u32,
+        target: MemberId,
+        reply: &mut Vec<Message>,
+    ) {
         if target == self.id {
             reply.push(Message::IndirectAck { seq, target });
             return;
@@ -494,7 +602,13 @@ impl Core {
         }
         let my_seq = self.prober.next_seq();
         let nack_at = now + self.cfg.probe_timeout.mul_f64(NACK_FRACTION);
-        self.prober.relays.push(Relay { seq: my_seq, requester: from, requester_seq: seq, target, nack_at });
+        self.prober.relays.push(Relay {
+            seq: my_seq,
+            requester: from,
+            requester_seq: seq,
+            target,
+            nack_at,
+        });
         self.stats.relays += 1;
         self.send(target, vec![Message::Ping { seq: my_seq }], true);
     }
@@ -502,7 +616,14 @@ impl Core {
     fn expire_relays(&mut self, now: Millis) {
         while let Some(pos) = self.prober.relays.iter().position(|r| r.nack_at <= now) {
             let r = self.prober.relays.remove(pos);
-            self.send(r.requester, vec![Message::Nack { seq: r.requester_seq, target: r.target }], false);
+            self.send(
+                r.requester,
+                vec![Message::Nack {
+                    seq: r.requester_seq,
+                    target: r.target,
+                }],
+                false,
+            );
         }
     }
 
@@ -510,7 +631,14 @@ impl Core {
     /// directly so it can refute at once (Lifeguard).
     fn suspect(&mut self, now: Millis, idx: u32, incarnation: u64) {
         let subject = self.roster.id_at(idx);
-        let update = Update { subject, incarnation, state: MemberState::Suspect, origin: self.id, addr: None, signature: None };
+        let update = Update {
+            subject,
+            incarnation,
+            state: MemberState::Suspect,
+            origin: self.id,
+            addr: None,
+            signature: None,
+        };
         self.stats.suspicions_raised += 1;
         self.apply(now, update.clone());
         self.send(subject, vec![Message::Update(update)], false);
@@ -535,8 +663,14 @@ impl Core {
             return;
         }
         let cur = *self.members.get(idx);
-        if u.state == MemberState::Suspect && cur.state == Some(MemberState::Suspect) && u.incarnation == cur.incarnation {
-            let confirmed = u.origin != self.id && self.suspicions.confirm(&self.cfg, idx, u.incarnation, u.origin);
+        if u.state == MemberState::Suspect
+            && cur.state == Some(MemberState::Suspect)
+            && u.incarnation == cur.incarnation
+        {
+            let confirmed = u.origin != self.id
+                && self
+                    .suspicions
+                    .confirm(&self.cfg, idx, u.incarnation, u.origin);
             if confirmed {
                 self.stats.suspicion_confirmations += 1;
             }
@@ -558,7 +692,8 @@ impl Core {
         }
         if u.state == MemberState::Suspect {
             let accuser = (u.origin != self.id).then_some(u.origin);
-            self.suspicions.start(&self.cfg, now, idx, u.incarnation, n, accuser);
+            self.suspicions
+                .start(&self.cfg, now, idx, u.incarnation, n, accuser);
         } else {
             self.suspicions.remove(idx);
         }
@@ -601,8 +736,19 @@ impl Core {
     /// Records our own state at the current incarnation and queues it for gossip.
     fn announce(&mut self, state: MemberState) -> Message {
         self.members.set(self.me, self.me, self.incarnation, state);
-        let addr = if state == MemberState::Alive { self.advertise } else { None };
-        let m = Message::Update(Update { subject: self.id, incarnation: self.incarnation, state, origin: self.id, addr, signature: None });
+        let addr = if state == MemberState::Alive {
+            self.advertise
+        } else {
+            None
+        };
+        let m = Message::Update(Update {
+            subject: self.id,
+            incarnation: self.incarnation,
+            state,
+            origin: self.id,
+            addr,
+            signature: None,
+        });
         self.enqueue(Key::Member(self.id), m.clone());
         m
     }
@@ -643,19 +789,29 @@ impl Core {
         }
     }
 
+    /// One join attempt: a sync with every seed while no member is known live, else with one
+    /// member already heard of (the seeds may be the ones that are down).
     fn join_round(&mut self, now: Millis) {
-        if !self.members.live().is_empty() || self.seeds.is_empty() {
+        if self.seeds.is_empty() {
             self.next_join = None;
             return;
         }
-        for s in self.seeds.clone() {
-            self.send_sync(s, Message::SyncRequest);
+        let targets = match self.members.sample(&mut self.rng, 1, &[]).first() {
+            Some(&t) => vec![self.roster.id_at(t)],
+            None => self.seeds.clone(),
+        };
+        for t in targets {
+            self.send_sync(t, Message::SyncRequest);
         }
         self.next_join = Some(now + self.cfg.probe_interval);
     }
 
     fn answer_sync(&mut self, now: Millis, from: MemberId, from_idx: u32) {
-        if self.sync_answered.get(&from_idx).is_some_and(|t| now < *t + self.cfg.probe_interval) {
+        if self
+            .sync_answered
+            .get(&from_idx)
+            .is_some_and(|t| now < *t + self.cfg.probe_interval)
+        {
             self.stats.syncs_refused += 1;
             return;
         }
@@ -673,9 +829,20 @@ impl Core {
             let subject = self.roster.id_at(idx);
             let self_stated = matches!(state, MemberState::Alive | MemberState::Left);
             let origin = if self_stated { subject } else { self.id };
-            let addr = if state == MemberState::Alive { self.addr_of(subject) } else { None };
+            let addr = if state == MemberState::Alive {
+                self.addr_of(subject)
+            } else {
+                None
+            };
             let (incarnation, signature) = (e.incarnation, None);
-            messages.push(Message::Update(Update { subject, incarnation, state, origin, addr, signature }));
+            messages.push(Message::Update(Update {
+                subject,
+                incarnation,
+                state,
+                origin,
+                addr,
+                signature,
+            }));
         }
         self.stats.syncs_sent += 1;
         self.send(to, messages, false);

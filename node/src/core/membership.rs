@@ -19,7 +19,11 @@ pub(crate) struct Entry {
 
 const NOT_LIVE: u32 = u32::MAX;
 
-const UNKNOWN: Entry = Entry { incarnation: 0, live_pos: NOT_LIVE, state: None };
+const UNKNOWN: Entry = Entry {
+    incarnation: 0,
+    live_pos: NOT_LIVE,
+    state: None,
+};
 
 /// Whether a member in `state` is probed, gossiped to and counted in n.
 pub(crate) fn is_live(state: Option<MemberState>) -> bool {
@@ -53,7 +57,10 @@ pub(crate) struct Membership {
 
 impl Membership {
     pub fn new(n: usize) -> Membership {
-        Membership { entries: vec![UNKNOWN; n], live: Vec::new() }
+        Membership {
+            entries: vec![UNKNOWN; n],
+            live: Vec::new(),
+        }
     }
 
     pub fn get(&self, idx: u32) -> &Entry {
@@ -102,7 +109,12 @@ impl Membership {
             return out;
         }
         if n <= 4 * (k + exclude.len()) {
-            let mut c: Vec<u32> = self.live.iter().copied().filter(|i| !exclude.contains(i)).collect();
+            let mut c: Vec<u32> = self
+                .live
+                .iter()
+                .copied()
+                .filter(|i| !exclude.contains(i))
+                .collect();
             let take = k.min(c.len());
             for i in 0..take {
                 let j = rng.gen_range(i..c.len());
@@ -138,7 +150,11 @@ mod tests {
 
     #[test]
     fn precedence() {
-        let e = Entry { incarnation: 5, live_pos: NOT_LIVE, state: Some(MemberState::Dead) };
+        let e = Entry {
+            incarnation: 5,
+            live_pos: NOT_LIVE,
+            state: Some(MemberState::Dead),
+        };
         assert!(!supersedes(&e, 5, MemberState::Alive));
         assert!(supersedes(&e, 6, MemberState::Alive));
         assert!(supersedes(&e, 5, MemberState::Left));

@@ -22,3 +22,6 @@ pub use machine::{Action, Boot, Core, CoreError};
 pub use roster::Roster;
 pub use stats::Stats;
 pub use time::Millis;
+
+#[cfg(test)]
+mod tests;

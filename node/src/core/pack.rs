@@ -21,7 +21,12 @@ pub(crate) fn empty_packet(cfg: &Config) -> Packet {
 
 impl<'a> Datagrams<'a> {
     pub fn new(cfg: &'a Config) -> Datagrams<'a> {
-        Datagrams { cfg, packet: empty_packet(cfg), current: Vec::new(), done: Vec::new() }
+        Datagrams {
+            cfg,
+            packet: empty_packet(cfg),
+            current: Vec::new(),
+            done: Vec::new(),
+        }
     }
 
     /// Appends `m`, starting a new datagram when the current one is full. A message that fits no

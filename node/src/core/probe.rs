@@ -84,7 +84,13 @@ impl Prober {
     }
 
     pub fn next_deadline(&self) -> Option<Millis> {
-        let probe = self.current.as_ref().filter(|p| !p.acked).map(|p| if p.indirect_sent { p.end } else { p.indirect_at });
+        let probe = self.current.as_ref().filter(|p| !p.acked).map(|p| {
+            if p.indirect_sent {
+                p.end
+            } else {
+                p.indirect_at
+            }
+        });
         let relay = self.relays.iter().map(|r| r.nack_at).min();
         probe.into_iter().chain(relay).min()
     }

@@ -29,7 +29,10 @@ impl RumorLog {
     pub fn observe(&mut self, origin: MemberId, seq: u64) -> bool {
         // The first rumor heard from an origin may overtake older ones still in flight: leave
         // room behind it.
-        let w = self.origins.entry(origin).or_insert(Window { base: seq.saturating_sub(WINDOW / 2), bits: 0 });
+        let w = self.origins.entry(origin).or_insert(Window {
+            base: seq.saturating_sub(WINDOW / 2),
+            bits: 0,
+        });
         if seq < w.base {
             return false;
         }

@@ -31,8 +31,22 @@ pub(crate) struct Suspicions {
 impl Suspicions {
     /// Starts (or restarts, at a newer incarnation) the suspicion of member `idx`. `accuser` is
     /// the origin of the Suspect statement when it is not us: it already counts as a confirmation.
-    pub fn start(&mut self, cfg: &Config, now: Millis, idx: u32, incarnation: u64, n: usize, accuser: Option<MemberId>) {
-        let mut s = Suspicion { incarnation, start: now, n, confirmers: Vec::new(), deadline: now };
+    pub fn start(
+        &mut self,
+        cfg: &Config,
+        now: Millis,
+        idx: u32,
+        incarnation: u64,
+        n: usize,
+        accuser: Option<MemberId>,
+    ) {
+        let mut s = Suspicion {
+            incarnation,
+            start: now,
+            n,
+            confirmers: Vec::new(),
+            deadline: now,
+        };
         s.confirmers.extend(accuser);
         s.deadline = now + timeout(cfg, &s);
         self.by_member.insert(idx, s);
@@ -41,9 +55,12 @@ impl Suspicions {
     /// Counts `origin` as an independent confirmation; returns whether it was new (then the
     /// deadline moved closer and the confirmation is worth re-gossiping).
     pub fn confirm(&mut self, cfg: &Config, idx: u32, incarnation: u64, origin: MemberId) -> bool {
-        let Some(s) = self.by_member.get_mut(&idx) else { return false };
+        let Some(s) = self.by_member.get_mut(&idx) else {
+            return false;
+        };
         let k = cfg.expected_confirmations(s.n) as usize;
-        if s.incarnation != incarnation || s.confirmers.len() >= k || s.confirmers.contains(&origin) {
+        if s.incarnation != incarnation || s.confirmers.len() >= k || s.confirmers.contains(&origin)
+        {
             return false;
         }
         s.confirmers.push(origin);
@@ -61,8 +78,12 @@ impl Suspicions {
 
     /// Removes and returns the suspicions whose deadline has passed, in member order.
     pub fn expire(&mut self, now: Millis) -> Vec<(u32, u64)> {
-        let due: Vec<(u32, u64)> =
-            self.by_member.iter().filter(|(_, s)| s.deadline <= now).map(|(i, s)| (*i, s.incarnation)).collect();
+        let due: Vec<(u32, u64)> = self
+            .by_member
+            .iter()
+            .filter(|(_, s)| s.deadline <= now)
+            .map(|(i, s)| (*i, s.incarnation))
+            .collect();
         for (i, _) in &due {
             self.by_member.remove(i);
         }

@@ -130,12 +130,18 @@ impl Net {
 
     /// Ids of running members.
     pub fn running(&self) -> Vec<MemberId> {
-        (0..self.nodes.len() as MemberId).filter(|i| self.nodes[*i as usize].core.is_some()).collect()
+        (0..self.nodes.len() as MemberId)
+            .filter(|i| self.nodes[*i as usize].core.is_some())
+            .collect()
     }
 
     pub fn publish(&mut self, id: MemberId, payload: Bytes) -> Option<u64> {
         let now = self.now;
-        let seq = self.nodes[id as usize].core.as_mut()?.publish(now, payload).ok();
+        let seq = self.nodes[id as usize]
+            .core
+            .as_mut()?
+            .publish(now, payload)
+            .ok();
         self.drain(id);
         seq
     }
@@ -184,7 +190,10 @@ impl Net {
                 if let Some(core) = self.nodes[id as usize].core.as_mut() {
                     core.handle_timeout(now);
                     if let Some(next) = core.poll_timeout() {
-                        assert!(next > now, "member {id}: timer at {next:?} not advanced past {now:?}");
+                        assert!(
+                            next > now,
+                            "member {id}: timer at {next:?} not advanced past {now:?}"
+                        );
                     }
                     self.drain(id);
                 }
@@ -195,7 +204,9 @@ impl Net {
 
     fn drain(&mut self, id: MemberId) {
         let now = self.now;
-        let Some(core) = self.nodes[id as usize].core.as_mut() else { return };
+        let Some(core) = self.nodes[id as usize].core.as_mut() else {
+            return;
+        };
         let actions: Vec<Action> = core.drain_actions().collect();
         for a in actions {
             if let Some(t) = self.trace.as_mut() {
@@ -203,10 +214,17 @@ impl Net {
             }
             match a {
                 Action::Send { to, messages } => self.transmit(id, to, messages),
-                Action::Deliver(r) => self.nodes[id as usize].delivered.push((now, r.origin, r.seq)),
-                Action::MemberChanged { id: m, state, incarnation, .. } => {
-                    self.nodes[id as usize].changes.push((now, m, state, incarnation))
-                }
+                Action::Deliver(r) => self.nodes[id as usize]
+                    .delivered
+                    .push((now, r.origin, r.seq)),
+                Action::MemberChanged {
+                    id: m,
+                    state,
+                    incarnation,
+                    ..
+                } => self.nodes[id as usize]
+                    .changes
+                    .push((now, m, state, incarnation)),
             }
         }
     }
@@ -214,16 +232,27 @@ impl Net {
     fn transmit(&mut self, from: MemberId, to: MemberId, messages: Vec<Message>) {
         let mut packet = empty_packet(&self.cfg);
         for m in &messages {
-            assert!(packet.push(m).unwrap_or(false), "member {from}: datagram to {to} exceeds the MTU");
+            assert!(
+                packet.push(m).unwrap_or(false),
+                "member {from}: datagram to {to} exceeds the MTU"
+            );
         }
         self.sent += 1;
-        let filtered = self.filter.as_mut().is_some_and(|f| f(self.now, from, to, &messages));
-        if filtered || (self.loss > 0.0 && self.rng.gen_bool(self.loss)) || to as usize >= self.nodes.len() {
+        let filtered = self
+            .filter
+            .as_mut()
+            .is_some_and(|f| f(self.now, from, to, &messages));
+        if filtered
+            || (self.loss > 0.0 && self.rng.gen_bool(self.loss))
+            || to as usize >= self.nodes.len()
+        {
             self.lost += 1;
             return;
         }
-        let at = self.now + Duration::from_millis(self.rng.gen_range(self.latency_ms.0..=self.latency_ms.1));
+        let at = self.now
+            + Duration::from_millis(self.rng.gen_range(self.latency_ms.0..=self.latency_ms.1));
         self.flight_seq += 1;
-        self.flights.insert((at, self.flight_seq), Flight { from, to, messages });
+        self.flights
+            .insert((at, self.flight_seq), Flight { from, to, messages });
     }
 }
