@@ -16,6 +16,12 @@ const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 const PUSH_PULL_INTERVAL: Duration = Duration::from_secs(30);
 /// memberlist's cluster size up to which the push-pull interval is not scaled.
 const PUSH_PULL_SCALE_THRESHOLD: usize = 32;
+/// Room for one full membership's updates at the cluster sizes rumor targets on real hosts
+/// (the 10,000-member simulator overflows it only while everyone joins at once).
+const BROADCAST_QUEUE_MAX: usize = 4096;
+/// Relays in flight for others: each member is asked by about k others per probe period, so
+/// 64 absorbs a burst of 20 periods' requests while bounding a flooder's effect.
+const MAX_RELAYS: usize = 64;
 /// SWIM's expected first detection is e/(e−1) ≈ 1.58 probe periods; 5 periods bound it with high
 /// probability (the detection bound).
 const DETECT_PROBE_PERIODS: u32 = 5;
@@ -74,6 +80,8 @@ impl Default for Config {
             mtu: DEFAULT_MTU,
             probe_interval: PROBE_INTERVAL,
             probe_timeout: PROBE_TIMEOUT,
+            // memberlist IndirectChecks, GossipInterval, GossipNodes, RetransmitMult, SuspicionMult,
+            // SuspicionMaxTimeoutMult, AwarenessMaxMultiplier; Lifeguard's K = 3.
             indirect_probes: 3,
             gossip_interval: Duration::from_millis(200),
             fanout: 3,
@@ -83,8 +91,8 @@ impl Default for Config {
             suspicion_confirmations: 3,
             max_awareness: 8,
             push_pull_interval: PUSH_PULL_INTERVAL,
-            broadcast_queue_max: 4096,
-            max_relays: 64,
+            broadcast_queue_max: BROADCAST_QUEUE_MAX,
+            max_relays: MAX_RELAYS,
         }
     }
 }

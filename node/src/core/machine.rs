@@ -40,6 +40,10 @@ const REFUTATIONS_PER_BOOT: u64 = 1 << 16;
 /// Rumors a boot can publish before its sequence numbers reach the next boot's first one.
 const RUMORS_PER_BOOT: u64 = 1 << 32;
 
+/// Past this many remembered sync answers, the expired ones are forgotten: the map stays as
+/// small as the number of members that asked within one probe interval.
+const SYNC_ANSWERS_TRACKED: usize = 64;
+
 /// Who this core is, for this boot.
 #[derive(Clone, Debug)]
 pub struct Boot {
@@ -814,6 +818,10 @@ impl Core {
         {
             self.stats.syncs_refused += 1;
             return;
+        }
+        if self.sync_answered.len() >= SYNC_ANSWERS_TRACKED {
+            let gap = self.cfg.probe_interval;
+            self.sync_answered.retain(|_, t| now < *t + gap);
         }
         self.sync_answered.insert(from_idx, now);
         self.stats.syncs_answered += 1;

@@ -1,12 +1,13 @@
 //! A deterministic in-memory network that drives many real `Core`s on one virtual clock: seeded
 //! latency and loss, crashes, restarts and a drop filter. The core's tests use it; the simulator
 //! of issue 7 can start from it (it drives the one protocol implementation, never a model).
-//! Kept simple: finding the next timer scans all cores, fine for the tens of members of a test.
+//! Timers are indexed (one entry per running core), so an event costs O(log n) routing plus the
+//! core's own work.
 //! It checks the core's own promises as it runs (every datagram fits the MTU; timers advance)
 //! and panics when one is broken: it is a test instrument.
 //! Concurrency: single-threaded; owns every core it drives.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -44,6 +45,9 @@ pub struct Net {
     seed: u64,
     nodes: Vec<Node>,
     flights: BTreeMap<(Millis, u64), Flight>,
+    /// Every running core's next timer, and the key it is filed under.
+    timers: BTreeSet<(Millis, MemberId)>,
+    filed: Vec<Option<Millis>>,
     flight_seq: u64,
     rng: StdRng,
     /// One-way latency, uniform in this inclusive range of milliseconds.
@@ -67,6 +71,8 @@ impl Net {
             seed,
             nodes: (0..n).map(|_| Node::default()).collect(),
             flights: BTreeMap::new(),
+            timers: BTreeSet::new(),
+            filed: vec![None; n as usize],
             flight_seq: 0,
             rng: StdRng::seed_from_u64(seed),
             latency_ms: (1, 10),
@@ -118,6 +124,7 @@ impl Net {
     /// Stops member `id` without a word, as SIGKILL would.
     pub fn crash(&mut self, id: MemberId) {
         self.nodes[id as usize].core = None;
+        self.refile(id);
     }
 
     pub fn node(&self, id: MemberId) -> &Node {
@@ -162,12 +169,7 @@ impl Net {
     pub fn run_until(&mut self, until: Millis) {
         loop {
             let flight = self.flights.first_key_value().map(|(k, _)| k.0);
-            let timer = self
-                .nodes
-                .iter()
-                .enumerate()
-                .filter_map(|(i, n)| Some((n.core.as_ref()?.poll_timeout()?, i as MemberId)))
-                .min();
+            let timer = self.timers.first().copied();
             let at = match (flight, timer) {
                 (Some(f), Some((t, _))) => f.min(t),
                 (Some(f), None) => f,
@@ -202,7 +204,24 @@ impl Net {
         self.now = self.now.max(until);
     }
 
+    /// Files member `id`'s next timer again after the core was handed anything.
+    fn refile(&mut self, id: MemberId) {
+        if let Some(t) = self.filed[id as usize].take() {
+            self.timers.remove(&(t, id));
+        }
+        if let Some(t) = self.nodes[id as usize]
+            .core
+            .as_ref()
+            .and_then(Core::poll_timeout)
+        {
+            self.timers.insert((t, id));
+            self.filed[id as usize] = Some(t);
+        }
+    }
+
+    /// Routes what member `id` asked for and refiles its timer.
     fn drain(&mut self, id: MemberId) {
+        self.refile(id);
         let now = self.now;
         let Some(core) = self.nodes[id as usize].core.as_mut() else {
             return;
