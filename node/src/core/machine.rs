@@ -280,6 +280,7 @@ impl Core {
         };
         let mut reply = Vec::new();
         let mut sync_requested = false;
+        let refutations = self.stats.refutations;
         for m in messages {
             match m {
                 Message::Ping { seq } => reply.push(Message::Ack { seq }),
@@ -299,7 +300,9 @@ impl Core {
                 }
             }
         }
-        if !reply.is_empty() {
+        // A refutation goes straight back to whoever told us we were suspected, piggybacked
+        // first (it is the newest, least-sent broadcast), as well as out by gossip.
+        if !reply.is_empty() || self.stats.refutations > refutations {
             self.send(from, reply, true);
         }
         if sync_requested {

@@ -95,3 +95,30 @@ impl Prober {
         probe.into_iter().chain(relay).min()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use codec::MemberState;
+    use rand::rngs::StdRng;
+    use rand::SeedableRng;
+
+    #[test]
+    fn each_live_member_is_probed_once_per_pass() {
+        let mut m = Membership::new(50);
+        for i in 0..50 {
+            m.set(i, 0, 1, MemberState::Alive);
+        }
+        m.set(9, 0, 1, MemberState::Dead);
+        let (mut p, mut rng) = (Prober::default(), StdRng::seed_from_u64(3));
+        let mut pass: Vec<u32> = (0..48)
+            .filter_map(|_| p.next_target(&m, &mut rng))
+            .collect();
+        // A member that became live mid-pass is still probed in this pass.
+        m.set(9, 0, 2, MemberState::Alive);
+        p.insert(9, &mut rng);
+        pass.extend(p.next_target(&m, &mut rng));
+        pass.sort();
+        assert_eq!(pass, (1..50).collect::<Vec<u32>>());
+    }
+}

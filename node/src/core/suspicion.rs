@@ -98,3 +98,34 @@ impl Suspicions {
 fn timeout(cfg: &Config, s: &Suspicion) -> Duration {
     cfg.suspicion_timeout(s.n, s.confirmers.len() as u32)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn confirmations_shrink_the_timeout_to_its_minimum() {
+        let cfg = Config::default();
+        let (n, t0) = (100, Millis(1_000));
+        let mut s = Suspicions::default();
+        s.start(&cfg, t0, 7, 3, n, None);
+        assert_eq!(s.next_deadline(), Some(t0 + cfg.suspicion_max(n)));
+        assert!(s.confirm(&cfg, 7, 3, 1));
+        assert!(!s.confirm(&cfg, 7, 3, 1), "one member confirms once");
+        assert!(
+            !s.confirm(&cfg, 7, 4, 2),
+            "another incarnation is another suspicion"
+        );
+        let one = s.next_deadline();
+        assert!(s.confirm(&cfg, 7, 3, 2) && s.confirm(&cfg, 7, 3, 3));
+        assert!(
+            !s.confirm(&cfg, 7, 3, 4),
+            "beyond K confirmations change nothing"
+        );
+        assert!(s.next_deadline() < one);
+        assert_eq!(s.next_deadline(), Some(t0 + cfg.suspicion_min(n)));
+        assert!(s.expire(t0).is_empty());
+        assert_eq!(s.expire(t0 + cfg.suspicion_min(n)), vec![(7, 3)]);
+        assert_eq!(s.len(), 0);
+    }
+}

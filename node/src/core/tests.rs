@@ -454,3 +454,41 @@ fn detection_and_refutation_hold_across_seeds_with_loss() {
         );
     }
 }
+
+#[test]
+fn a_member_that_hears_no_answers_slows_down_instead_of_killing_others() {
+    let n = 12;
+    let mut net = cluster(n, 29);
+    let deaf = 3;
+    // Every answer addressed to member 3 is lost: to it, everyone looks dead.
+    net.set_filter(Box::new(move |_, _, to, msgs| {
+        to == deaf
+            && msgs.iter().any(|m| {
+                matches!(
+                    m,
+                    Message::Ack { .. } | Message::IndirectAck { .. } | Message::Nack { .. }
+                )
+            })
+    }));
+    net.run_for(Duration::from_secs(15));
+    let stretched = net.core(deaf).map(Core::health_score).unwrap_or_default();
+    assert!(stretched > 0, "Lifeguard health did not react");
+    net.clear_filter();
+    // Recovery is one step per successful probe, each period (score + 1) intervals long: from
+    // the top score S, the period in progress (S + 1) and then Σ_{s=1..S} (s + 1) intervals.
+    let s = Config::default().max_awareness;
+    net.run_for(Config::default().probe_interval * ((s + 1) * (s + 2) / 2 + s + 1));
+    assert_eq!(
+        net.core(deaf).map(Core::health_score),
+        Some(0),
+        "health did not recover"
+    );
+    for id in net.running() {
+        assert_eq!(
+            net.core(id).map(|c| c.stats().deaths_declared),
+            Some(0),
+            "member {id} declared a death"
+        );
+    }
+    assert!(converged(&net, n));
+}
