@@ -26,10 +26,17 @@ const MAX_RELAYS: usize = 64;
 /// probability (the detection bound).
 const DETECT_PROBE_PERIODS: u32 = 5;
 
+/// Longest configurable period, and largest multiplier or count: every derived duration (a
+/// period times multipliers times log n) stays far inside `Duration`, so none can overflow.
+const MAX_PERIOD: Duration = Duration::from_secs(24 * 3600);
+const MAX_FACTOR: usize = 1000;
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
-    #[error("{0} must be positive")]
-    Zero(&'static str),
+    #[error("{0} must be between 1 ms and 24 h")]
+    Period(&'static str),
+    #[error("{what} must be between {min} and {MAX_FACTOR}")]
+    Factor { what: &'static str, min: usize },
     #[error("probe timeout {timeout:?} must be shorter than the probe interval {interval:?}")]
     ProbeTimeout {
         timeout: Duration,
@@ -105,20 +112,32 @@ impl Config {
             (self.gossip_interval, "gossip interval"),
             (self.push_pull_interval, "push-pull interval"),
         ] {
-            if d.as_millis() == 0 {
-                return Err(ConfigError::Zero(what));
+            if d.as_millis() == 0 || d > MAX_PERIOD {
+                return Err(ConfigError::Period(what));
             }
         }
-        for (v, what) in [
-            (self.fanout, "fanout"),
-            (self.retransmit_mult as usize, "retransmit mult"),
-            (self.suspicion_mult as usize, "suspicion mult"),
-            (self.suspicion_max_mult as usize, "suspicion max mult"),
-            (self.broadcast_queue_max, "broadcast queue bound"),
+        for (v, min, what) in [
+            (self.fanout, 1, "fanout"),
+            (self.indirect_probes, 0, "indirect probes"),
+            (self.retransmit_mult as usize, 1, "retransmit mult"),
+            (self.suspicion_mult as usize, 1, "suspicion mult"),
+            (self.suspicion_max_mult as usize, 1, "suspicion max mult"),
+            (
+                self.suspicion_confirmations as usize,
+                0,
+                "suspicion confirmations",
+            ),
+            (self.max_awareness as usize, 0, "max awareness"),
         ] {
-            if v == 0 {
-                return Err(ConfigError::Zero(what));
+            if !(min..=MAX_FACTOR).contains(&v) {
+                return Err(ConfigError::Factor { what, min });
             }
+        }
+        if self.broadcast_queue_max == 0 {
+            return Err(ConfigError::Factor {
+                what: "broadcast queue bound",
+                min: 1,
+            });
         }
         if self.probe_timeout >= self.probe_interval {
             return Err(ConfigError::ProbeTimeout {
@@ -214,9 +233,22 @@ mod tests {
         assert!(c.validate().is_ok());
         assert!(Config {
             probe_timeout: Duration::from_secs(2),
-            ..c
+            ..c.clone()
         }
         .validate()
         .is_err());
+        let absurd = Config {
+            suspicion_mult: u32::MAX,
+            ..c.clone()
+        };
+        assert!(matches!(absurd.validate(), Err(ConfigError::Factor { .. })));
+        let absurd = Config {
+            gossip_interval: Duration::MAX,
+            ..c
+        };
+        assert_eq!(
+            absurd.validate(),
+            Err(ConfigError::Period("gossip interval"))
+        );
     }
 }

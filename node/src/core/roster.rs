@@ -57,7 +57,37 @@ impl Roster {
         self.index_of(id).and_then(|i| self.addrs[i as usize])
     }
 
+    /// The member the roster lists at `addr`: how a driver turns seed addresses into ids.
+    pub fn id_at_addr(&self, addr: SocketAddr) -> Option<MemberId> {
+        let i = self.addrs.iter().position(|a| *a == Some(addr))?;
+        Some(self.ids[i])
+    }
+
     pub fn ids(&self) -> &[MemberId] {
         &self.ids
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sparse_and_dense_lookups() {
+        let a: SocketAddr = "127.0.0.1:7000".parse().expect("addr");
+        let r = Roster::new([(40, None), (7, Some(a)), (7, None), (1_000_000, None)]);
+        assert_eq!(
+            (r.len(), r.index_of(7), r.index_of(40), r.index_of(8)),
+            (3, Some(0), Some(1), None)
+        );
+        assert_eq!(
+            (r.addr(7), r.id_at_addr(a), r.id_at(2)),
+            (Some(a), Some(7), 1_000_000)
+        );
+        let d = Roster::dense(5);
+        assert_eq!(
+            (d.index_of(4), d.index_of(5), d.index_of(u32::MAX)),
+            (Some(4), None, None)
+        );
     }
 }
