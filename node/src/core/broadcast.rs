@@ -21,6 +21,22 @@ pub(crate) enum Key {
     Rumor(MemberId, u64),
 }
 
+/// How many transmissions a membership update and a rumor each get before leaving the queue.
+#[derive(Clone, Copy)]
+pub(crate) struct Limits {
+    pub member: u32,
+    pub rumor: u32,
+}
+
+impl Limits {
+    fn of(&self, key: &Key) -> u32 {
+        match key {
+            Key::Member(_) => self.member,
+            Key::Rumor(..) => self.rumor,
+        }
+    }
+}
+
 struct Item {
     message: Message,
     transmits: u32,
@@ -83,8 +99,8 @@ impl Broadcasts {
     }
 
     /// Appends to `packet` (and `out`) as many queued items as fit, counting one transmission
-    /// each; items reaching `limit` transmissions leave the queue.
-    pub fn fill(&mut self, packet: &mut Packet, out: &mut Vec<Message>, limit: u32) {
+    /// each; items reaching their limit leave the queue.
+    pub fn fill(&mut self, packet: &mut Packet, out: &mut Vec<Message>, limits: Limits) {
         let mut chosen = Vec::new();
         let mut misfits = 0;
         for (rank, key) in &self.order {
@@ -107,7 +123,7 @@ impl Broadcasts {
             self.order.remove(&rank);
             if let Some(item) = self.items.get_mut(&key) {
                 item.transmits += 1;
-                if item.transmits >= limit {
+                if item.transmits >= limits.of(&key) {
                     self.items.remove(&key);
                 } else {
                     self.order.insert((item.transmits, rank.1), key);
@@ -122,6 +138,11 @@ mod tests {
     use super::*;
     use codec::Suite;
 
+    const TWICE: Limits = Limits {
+        member: 2,
+        rumor: 2,
+    };
+
     fn ping(seq: u32) -> Message {
         Message::Ping { seq }
     }
@@ -132,10 +153,10 @@ mod tests {
         b.push(Key::Member(1), ping(1));
         let mut p = Packet::new(Suite::None, 1400).unwrap();
         let mut out = Vec::new();
-        b.fill(&mut p, &mut out, 2);
+        b.fill(&mut p, &mut out, TWICE);
         b.push(Key::Member(2), ping(2));
         let (mut p, mut out) = (Packet::new(Suite::None, 200).unwrap(), Vec::new());
-        b.fill(&mut p, &mut out, 2);
+        b.fill(&mut p, &mut out, TWICE);
         assert_eq!(out, vec![ping(2), ping(1)]);
         assert_eq!(b.len(), 1, "item 1 reached its limit");
         b.push(Key::Member(2), ping(3));

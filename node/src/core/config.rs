@@ -77,6 +77,15 @@ pub struct Config {
     pub broadcast_queue_max: usize,
     /// Bound on probes relayed at once for other members (ping-req).
     pub max_relays: usize,
+    /// Broadcasts ride along probes and acks (memberlist). Off: they move only in gossip rounds,
+    /// the synchronous model the simulator validates against the rumor-spreading formulas.
+    pub piggyback: bool,
+    /// Gossip rounds at multiples of the gossip interval on every member, instead of a random
+    /// phase per member (synchronous rounds, for the simulator).
+    pub aligned_gossip: bool,
+    /// Rumors are pushed every round until the run ends instead of a limited number of times
+    /// (the "push until all are informed" model; membership updates keep their limit).
+    pub unlimited_rumor_retransmit: bool,
 }
 
 impl Default for Config {
@@ -100,6 +109,9 @@ impl Default for Config {
             push_pull_interval: PUSH_PULL_INTERVAL,
             broadcast_queue_max: BROADCAST_QUEUE_MAX,
             max_relays: MAX_RELAYS,
+            piggyback: true,
+            aligned_gossip: false,
+            unlimited_rumor_retransmit: false,
         }
     }
 }

@@ -23,7 +23,7 @@ use codec::{MemberId, MemberState, Message, Rumor, SecretKey, Suite, Update};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use super::broadcast::{Broadcasts, Key};
+use super::broadcast::{Broadcasts, Key, Limits};
 use super::config::{Config, ConfigError};
 use super::health::Awareness;
 use super::membership::{is_live, supersedes, Membership};
@@ -33,7 +33,7 @@ use super::roster::Roster;
 use super::rumors::RumorLog;
 use super::stats::Stats;
 use super::suspicion::Suspicions;
-use super::time::Millis;
+use super::time::{ms, Millis};
 
 /// Refutations a boot can make before its incarnations reach the next boot's starting one.
 const REFUTATIONS_PER_BOOT: u64 = 1 << 16;
@@ -89,6 +89,15 @@ pub enum CoreError {
     PayloadTooLarge { len: usize, max: usize },
     #[error("this member has left the cluster")]
     Left,
+}
+
+/// What fills a datagram's free space after its own messages.
+enum Fill {
+    Nothing,
+    /// Broadcasts ride along a probe or an answer, unless the configuration turns that off.
+    Piggyback,
+    /// A gossip round: the datagram exists to carry broadcasts.
+    Gossip,
 }
 
 /// What the driver must do.
@@ -195,6 +204,9 @@ impl Core {
             actions: VecDeque::new(),
             stats: Stats::default(),
         };
+        if core.cfg.aligned_gossip {
+            core.next_gossip = core.next_gossip_round(now);
+        }
         core.announce(MemberState::Alive);
         Ok(core)
     }
@@ -256,7 +268,7 @@ impl Core {
         // Tell a few members at once rather than waiting for the next gossip round.
         for t in self.members.sample(&mut self.rng, self.cfg.fanout, &[]) {
             let to = self.roster.id_at(t);
-            self.send(to, vec![left.clone()], false);
+            self.send(to, vec![left.clone()], Fill::Nothing);
         }
         self.prober.current = None;
         self.prober.relays.clear();
@@ -303,7 +315,7 @@ impl Core {
         // A refutation goes straight back to whoever told us we were suspected, piggybacked
         // first (it is the newest, least-sent broadcast), as well as out by gossip.
         if !reply.is_empty() || self.stats.refutations > refutations {
-            self.send(from, reply, true);
+            self.send(from, reply, Fill::Piggyback);
         }
         if sync_requested {
             self.answer_sync(now, from, from_idx);
@@ -345,7 +357,7 @@ impl Core {
             }
         }
         if now >= self.next_gossip {
-            self.next_gossip = now + self.cfg.gossip_interval;
+            self.next_gossip = self.next_gossip_round(now);
             self.gossip();
         }
         if self.leaving.is_none() && now >= self.next_push_pull {
@@ -472,7 +484,11 @@ impl Core {
             nacks: 0,
         });
         self.stats.probes_sent += 1;
-        self.send(self.roster.id_at(target), vec![Message::Ping { seq }], true);
+        self.send(
+            self.roster.id_at(target),
+            vec![Message::Ping { seq }],
+            Fill::Piggyback,
+        );
     }
 
     fn advance_probe(&mut self, now: Millis) {
@@ -501,7 +517,7 @@ impl Core {
                         seq,
                         target: target_id,
                     }],
-                    true,
+                    Fill::Piggyback,
                 );
             }
         }
@@ -554,7 +570,7 @@ impl Core {
                     seq: r.requester_seq,
                     target: r.target,
                 }],
-                true,
+                Fill::Piggyback,
             );
             return;
         }
@@ -617,7 +633,7 @@ impl Core {
             nack_at,
         });
         self.stats.relays += 1;
-        self.send(target, vec![Message::Ping { seq: my_seq }], true);
+        self.send(target, vec![Message::Ping { seq: my_seq }], Fill::Piggyback);
     }
 
     fn expire_relays(&mut self, now: Millis) {
@@ -629,7 +645,7 @@ impl Core {
                     seq: r.requester_seq,
                     target: r.target,
                 }],
-                false,
+                Fill::Nothing,
             );
         }
     }
@@ -648,7 +664,7 @@ impl Core {
         };
         self.stats.suspicions_raised += 1;
         self.apply(now, update.clone());
-        self.send(subject, vec![Message::Update(update)], false);
+        self.send(subject, vec![Message::Update(update)], Fill::Nothing);
     }
 
     // ---- membership updates ----
@@ -783,6 +799,29 @@ impl Core {
         self.stats.broadcasts_dropped += self.broadcasts.push(key, m) as u64;
     }
 
+    /// Gossip rounds follow each other by the interval; aligned, they fall on its multiples for
+    /// every member (the simulator's synchronous-rounds mode).
+    fn next_gossip_round(&self, now: Millis) -> Millis {
+        let g = ms(self.cfg.gossip_interval);
+        if self.cfg.aligned_gossip {
+            Millis((now.0 / g).saturating_add(1).saturating_mul(g))
+        } else {
+            now + self.cfg.gossip_interval
+        }
+    }
+
+    /// Transmissions each broadcast gets: memberlist's limit, or rumors pushed until the end
+    /// (the simulator's unlimited-retransmission mode).
+    fn retransmit_limits(&self) -> Limits {
+        let member = self.cfg.retransmit_limit(self.cluster_size());
+        let rumor = if self.cfg.unlimited_rumor_retransmit {
+            u32::MAX
+        } else {
+            member
+        };
+        Limits { member, rumor }
+    }
+
     fn gossip(&mut self) {
         if self.broadcasts.is_empty() {
             return;
@@ -792,7 +831,7 @@ impl Core {
                 break;
             }
             self.stats.gossip_sent += 1;
-            self.send(self.roster.id_at(t), Vec::new(), true);
+            self.send(self.roster.id_at(t), Vec::new(), Fill::Gossip);
         }
     }
 
@@ -856,20 +895,25 @@ impl Core {
             }));
         }
         self.stats.syncs_sent += 1;
-        self.send(to, messages, false);
+        self.send(to, messages, Fill::Nothing);
     }
 
-    /// Packs `messages` into as few datagrams as fit the MTU; with `piggyback`, fills the free
-    /// space of the last one from the broadcast queue.
-    fn send(&mut self, to: MemberId, messages: Vec<Message>, piggyback: bool) {
+    /// Packs `messages` into as few datagrams as fit the MTU, then fills the free space of the
+    /// last one from the broadcast queue as `fill` says.
+    fn send(&mut self, to: MemberId, messages: Vec<Message>, fill: Fill) {
         let mut dg = Datagrams::new(&self.cfg);
         for m in messages {
             dg.push(m);
         }
-        if piggyback {
-            let limit = self.cfg.retransmit_limit(self.cluster_size());
+        let from_queue = match fill {
+            Fill::Nothing => false,
+            Fill::Piggyback => self.cfg.piggyback,
+            Fill::Gossip => true,
+        };
+        if from_queue {
+            let limits = self.retransmit_limits();
             let (packet, out) = dg.last();
-            self.broadcasts.fill(packet, out, limit);
+            self.broadcasts.fill(packet, out, limits);
         }
         for messages in dg.finish() {
             self.stats.datagrams_out += 1;

@@ -492,3 +492,53 @@ fn a_member_that_hears_no_answers_slows_down_instead_of_killing_others() {
     }
     assert!(converged(&net, n));
 }
+
+#[test]
+fn synchronous_push_rounds_match_the_rumor_spreading_formula() {
+    let (n, k) = (200u32, 3usize);
+    let cfg = Config {
+        fanout: k,
+        piggyback: false,
+        aligned_gossip: true,
+        unlimited_rumor_retransmit: true,
+        ..Config::default()
+    };
+    let g = cfg.gossip_interval;
+    let mut net = Net::new(n, cfg, 31);
+    boot_all(&mut net, n);
+    assert!(run_until_done(&mut net, Duration::from_secs(60), |net| converged(net, n)).is_some());
+    let formula = (n as f64).ln() / ((k + 1) as f64).ln() + (n as f64).ln() / k as f64;
+    let rumors = 8;
+    let mut rounds = 0.0;
+    for i in 0..rumors {
+        // Publish just after a round boundary, then count rounds until everyone has it.
+        let round = time::ms(g);
+        let start = Millis((net.now().0 / round + 1) * round + 1);
+        net.run_until(start);
+        let origin = (i * 37) % n;
+        let seq = net
+            .publish(origin, Bytes::from_static(b"sync"))
+            .expect("publish");
+        let informed = |net: &Net| {
+            net.running().iter().filter(|m| **m != origin).all(|m| {
+                net.node(*m)
+                    .delivered
+                    .iter()
+                    .any(|(_, o, s)| *o == origin && *s == seq)
+            })
+        };
+        let mut r = 0;
+        while !informed(&net) {
+            r += 1;
+            assert!(r <= 40, "rumor {i} not everywhere after 40 rounds");
+            // Round r's pushes have all landed just before round r + 1 begins.
+            net.run_until(Millis(start.0 + (r + 1) * round - 2));
+        }
+        rounds += r as f64;
+    }
+    let ratio = rounds / rumors as f64 / formula;
+    assert!(
+        (0.85..=1.20).contains(&ratio),
+        "mean rounds / formula = {ratio:.2} (formula {formula:.2})"
+    );
+}
