@@ -91,6 +91,25 @@ pub enum CoreError {
     Left,
 }
 
+/// An unsigned membership statement: `origin` says `subject` is in `state` at `incarnation`.
+/// (Signed statements arrive with the authority layer, issue 6.)
+fn statement(
+    subject: MemberId,
+    incarnation: u64,
+    state: MemberState,
+    origin: MemberId,
+    addr: Option<SocketAddr>,
+) -> Update {
+    Update {
+        subject,
+        incarnation,
+        state,
+        origin,
+        addr,
+        signature: None,
+    }
+}
+
 /// What fills a datagram's free space after its own messages.
 enum Fill {
     Nothing,
@@ -343,17 +362,8 @@ impl Core {
             if e.state == Some(MemberState::Suspect) && e.incarnation == incarnation {
                 self.stats.deaths_declared += 1;
                 let subject = self.roster.id_at(idx);
-                self.apply(
-                    now,
-                    Update {
-                        subject,
-                        incarnation,
-                        state: MemberState::Dead,
-                        origin: self.id,
-                        addr: None,
-                        signature: None,
-                    },
-                );
+                let dead = statement(subject, incarnation, MemberState::Dead, self.id, None);
+                self.apply(now, dead);
             }
         }
         if now >= self.next_gossip {
@@ -506,9 +516,7 @@ impl Core {
             let relays = self
                 .members
                 .sample(&mut self.rng, self.cfg.indirect_probes, &[target]);
-            if let Some(p) = self.prober.current.as_mut() {
-                p.expected_nacks = relays.len() as u32;
-            }
+            p.expected_nacks = relays.len() as u32;
             for r in relays {
                 self.stats.indirect_probes_sent += 1;
                 self.send(
@@ -543,47 +551,45 @@ impl Core {
         }
     }
 
-    fn on_ack(&mut self, from: MemberId, seq: u32) {
-        if let Some(p) = self
-            .prober
-            .current
-            .as_mut()
-            .filter(|p| p.seq == seq && !p.acked)
-        {
-            if self.roster.id_at(p.target) == from {
-                p.acked = true;
-                self.stats.acks_received += 1;
-                self.awareness.apply(-1);
-                return;
-            }
+    /// Marks the probe in progress answered if `(seq, target)` is its; returns whether it was.
+    fn probe_answered(&mut self, seq: u32, target: MemberId) -> bool {
+        let Some(p) = self.prober.current.as_mut() else {
+            return false;
+        };
+        if p.seq != seq || p.acked || self.roster.id_at(p.target) != target {
+            return false;
         }
-        if let Some(pos) = self
+        p.acked = true;
+        self.stats.acks_received += 1;
+        // Lifeguard: a probe answered in time is evidence of our own health.
+        self.awareness.apply(-1);
+        true
+    }
+
+    fn on_ack(&mut self, from: MemberId, seq: u32) {
+        if self.probe_answered(seq, from) {
+            return;
+        }
+        let relay = self
             .prober
             .relays
             .iter()
-            .position(|r| r.seq == seq && r.target == from)
-        {
-            let r = self.prober.relays.swap_remove(pos);
-            self.send(
-                r.requester,
-                vec![Message::IndirectAck {
-                    seq: r.requester_seq,
-                    target: r.target,
-                }],
-                Fill::Piggyback,
-            );
+            .position(|r| r.seq == seq && r.target == from);
+        let Some(pos) = relay else {
+            self.stats.messages_ignored += 1;
             return;
-        }
-        self.stats.messages_ignored += 1;
+        };
+        let r = self.prober.relays.swap_remove(pos);
+        let answer = Message::IndirectAck {
+            seq: r.requester_seq,
+            target: r.target,
+        };
+        self.send(r.requester, vec![answer], Fill::Piggyback);
     }
 
     fn on_indirect_ack(&mut self, seq: u32, target: MemberId) {
-        match self.prober.current.as_mut() {
-            Some(p) if p.seq == seq && !p.acked && self.roster.id_at(p.target) == target => {
-                p.acked = true;
-                self.stats.acks_received += 1;
-            }
-            _ => self.stats.messages_ignored += 1,
+        if !self.probe_answered(seq, target) {
+            self.stats.messages_ignored += 1;
         }
     }
 
@@ -654,14 +660,7 @@ impl Core {
     /// directly so it can refute at once (Lifeguard).
     fn suspect(&mut self, now: Millis, idx: u32, incarnation: u64) {
         let subject = self.roster.id_at(idx);
-        let update = Update {
-            subject,
-            incarnation,
-            state: MemberState::Suspect,
-            origin: self.id,
-            addr: None,
-            signature: None,
-        };
+        let update = statement(subject, incarnation, MemberState::Suspect, self.id, None);
         self.stats.suspicions_raised += 1;
         self.apply(now, update.clone());
         self.send(subject, vec![Message::Update(update)], Fill::Nothing);
@@ -764,14 +763,7 @@ impl Core {
         } else {
             None
         };
-        let m = Message::Update(Update {
-            subject: self.id,
-            incarnation: self.incarnation,
-            state,
-            origin: self.id,
-            addr,
-            signature: None,
-        });
+        let m = Message::Update(statement(self.id, self.incarnation, state, self.id, addr));
         self.enqueue(Key::Member(self.id), m.clone());
         m
     }
@@ -884,15 +876,13 @@ impl Core {
             } else {
                 None
             };
-            let (incarnation, signature) = (e.incarnation, None);
-            messages.push(Message::Update(Update {
+            messages.push(Message::Update(statement(
                 subject,
-                incarnation,
+                e.incarnation,
                 state,
                 origin,
                 addr,
-                signature,
-            }));
+            )));
         }
         self.stats.syncs_sent += 1;
         self.send(to, messages, Fill::Nothing);
