@@ -6,7 +6,7 @@
 //! Concurrency: owned by one `Core`; not shared.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use codec::{MemberId, Message, Packet};
 
@@ -46,8 +46,10 @@ struct Item {
 /// Order of selection: fewest transmissions, then newest.
 type Rank = (u32, Reverse<u64>);
 
+/// Both maps are B-trees, which give memory back as the queue drains: a simulator holds
+/// thousands of cores whose queues fill while members join and are empty afterwards.
 pub(crate) struct Broadcasts {
-    items: HashMap<Key, Item>,
+    items: BTreeMap<Key, Item>,
     order: BTreeMap<Rank, Key>,
     next_id: u64,
     max: usize,
@@ -56,7 +58,7 @@ pub(crate) struct Broadcasts {
 impl Broadcasts {
     pub fn new(max: usize) -> Broadcasts {
         Broadcasts {
-            items: HashMap::new(),
+            items: BTreeMap::new(),
             order: BTreeMap::new(),
             next_id: 0,
             max,

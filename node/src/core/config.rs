@@ -73,7 +73,8 @@ pub struct Config {
     pub max_awareness: u32,
     /// Push-pull state sync period at n ≤ 32; scaled up with log2 n beyond, as memberlist does.
     pub push_pull_interval: Duration,
-    /// Bound on queued broadcasts; the most-transmitted are dropped first.
+    /// Bound on queued broadcasts; the most-transmitted are dropped first. About 220 bytes per
+    /// item: the memory knob of a many-core simulation, whose joiners each queue what they learn.
     pub broadcast_queue_max: usize,
     /// Bound on probes relayed at once for other members (ping-req).
     pub max_relays: usize,

@@ -324,7 +324,9 @@ impl Core {
                 Message::Update(u) => self.apply(now, u),
                 Message::Rumor(r) => self.on_rumor(r),
                 Message::SyncRequest => sync_requested = true,
-                // The updates after the marker are applied like any others; the reply completes a join.
+                // The updates after the marker are applied like any others (and, as memberlist
+                // does, re-gossiped when new to us: the redundancy that lets members that missed
+                // a join's few early broadcasts still hear of it). A reply completes a join.
                 Message::SyncReply => self.next_join = None,
                 Message::Certificate(_) | Message::Equivocation(_) => {
                     self.stats.messages_ignored += 1
@@ -668,6 +670,7 @@ impl Core {
 
     // ---- membership updates ----
 
+    /// Applies a membership statement; a change (or a new confirmation) is queued for gossip.
     fn apply(&mut self, now: Millis, u: Update) {
         let Some(idx) = self.roster.index_of(u.subject) else {
             self.stats.updates_ignored += 1;
@@ -695,13 +698,12 @@ impl Core {
                     .confirm(&self.cfg, idx, u.incarnation, u.origin);
             if confirmed {
                 self.stats.suspicion_confirmations += 1;
+            } else if u.origin != self.id {
+                self.stats.updates_ignored += 1;
+                return;
             }
             // A new confirmation (or our own, for others to count) is worth spreading.
-            if confirmed || u.origin == self.id {
-                self.enqueue(Key::Member(u.subject), Message::Update(u));
-            } else {
-                self.stats.updates_ignored += 1;
-            }
+            self.enqueue(Key::Member(u.subject), Message::Update(u));
             return;
         }
         if !supersedes(&cur, u.incarnation, u.state) {
@@ -862,10 +864,12 @@ impl Core {
         self.send_sync(from, Message::SyncReply);
     }
 
-    /// Push-pull: `marker` then our whole view, one update per known member. Suspect and Dead
-    /// are restated in our name: the entry keeps no origin (16 bytes per member).
+    /// Push-pull: `marker`, then our whole view, one update per known member, over as many
+    /// datagrams as it takes. Suspect and Dead are restated in our name: the entry keeps no
+    /// origin (16 bytes per member).
     fn send_sync(&mut self, to: MemberId, marker: Message) {
-        let mut messages = vec![marker];
+        let mut dg = Datagrams::new(&self.cfg);
+        dg.push(marker);
         for (idx, e) in self.members.entries() {
             let Some(state) = e.state else { continue };
             let subject = self.roster.id_at(idx);
@@ -876,7 +880,7 @@ impl Core {
             } else {
                 None
             };
-            messages.push(Message::Update(statement(
+            dg.push(Message::Update(statement(
                 subject,
                 e.incarnation,
                 state,
@@ -885,16 +889,20 @@ impl Core {
             )));
         }
         self.stats.syncs_sent += 1;
-        self.send(to, messages, Fill::Nothing);
+        self.emit(to, dg, Fill::Nothing);
     }
 
-    /// Packs `messages` into as few datagrams as fit the MTU, then fills the free space of the
-    /// last one from the broadcast queue as `fill` says.
     fn send(&mut self, to: MemberId, messages: Vec<Message>, fill: Fill) {
         let mut dg = Datagrams::new(&self.cfg);
         for m in messages {
             dg.push(m);
         }
+        self.emit(to, dg, fill);
+    }
+
+    /// Queues `dg` for the driver, first filling the free space of its last datagram from the
+    /// broadcast queue as `fill` says.
+    fn emit(&mut self, to: MemberId, mut dg: Datagrams, fill: Fill) {
         let from_queue = match fill {
             Fill::Nothing => false,
             Fill::Piggyback => self.cfg.piggyback,

@@ -2,27 +2,40 @@
 //! driver seals with, so a datagram the core emits always fits once sealed).
 //! Concurrency: a short-lived builder owned by one `Core` call.
 
-use codec::{Message, Packet};
+use codec::{Message, Packet, Suite};
 
 use super::config::Config;
 
-pub(crate) struct Datagrams<'a> {
-    cfg: &'a Config,
+/// An empty packet under the configured MTU.
+pub(crate) fn empty_packet(cfg: &Config) -> Packet {
+    new_packet(cfg.suite, cfg.mtu)
+}
+
+/// `Config::validate`, checked when a core is built, accepts only an MTU for which this succeeds.
+fn new_packet(suite: Suite, mtu: usize) -> Packet {
+    Packet::new(suite, mtu).expect("MTU validated at core construction")
+}
+
+/// Whether `m` fits an otherwise empty datagram.
+pub(crate) fn fits_alone(cfg: &Config, m: &Message) -> bool {
+    empty_packet(cfg).push(m).unwrap_or(false)
+}
+
+/// A run of datagrams to one destination, filled in order. Holds copies of the sizing inputs,
+/// not the configuration, so the core can fill it from its own queues.
+pub(crate) struct Datagrams {
+    suite: Suite,
+    mtu: usize,
     packet: Packet,
     current: Vec<Message>,
     done: Vec<Vec<Message>>,
 }
 
-/// An empty packet under the configured MTU. `Config::validate`, checked when the core is built,
-/// accepts only an MTU for which this succeeds.
-pub(crate) fn empty_packet(cfg: &Config) -> Packet {
-    Packet::new(cfg.suite, cfg.mtu).expect("MTU validated at core construction")
-}
-
-impl<'a> Datagrams<'a> {
-    pub fn new(cfg: &'a Config) -> Datagrams<'a> {
+impl Datagrams {
+    pub fn new(cfg: &Config) -> Datagrams {
         Datagrams {
-            cfg,
+            suite: cfg.suite,
+            mtu: cfg.mtu,
             packet: empty_packet(cfg),
             current: Vec::new(),
             done: Vec::new(),
@@ -40,7 +53,7 @@ impl<'a> Datagrams<'a> {
             return;
         }
         self.done.push(std::mem::take(&mut self.current));
-        self.packet = empty_packet(self.cfg);
+        self.packet = new_packet(self.suite, self.mtu);
         if self.packet.push(&m).unwrap_or(false) {
             self.current.push(m);
         }
@@ -57,9 +70,4 @@ impl<'a> Datagrams<'a> {
         }
         self.done
     }
-}
-
-/// Whether `m` fits an otherwise empty datagram.
-pub(crate) fn fits_alone(cfg: &Config, m: &Message) -> bool {
-    empty_packet(cfg).push(m).unwrap_or(false)
 }

@@ -33,7 +33,7 @@ pub struct Stats {
     pub gossip_sent: u64,
     pub syncs_sent: u64,
     pub syncs_answered: u64,
-    /// Sync requests not answered because the same member asked too recently.
+    /// Sync requests not answered because the same member was answered within a probe interval.
     pub syncs_refused: u64,
     /// Messages this core does not act on yet (certificates, equivocation proofs) or stray acks.
     pub messages_ignored: u64,

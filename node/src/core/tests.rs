@@ -59,6 +59,28 @@ fn run_until_done(
     None
 }
 
+/// Drops the victim's answers to probes until some member suspects it (at most 20 s), then lets
+/// them through again; returns whether a suspicion was raised. Dropping longer than a suspicion
+/// timeout would not kill the victim: each suspicion is told to it directly and refuted.
+fn drop_answers_until_suspected(net: &mut Net, victim: MemberId) -> bool {
+    net.set_filter(Box::new(move |_, from, _, msgs| {
+        from == victim
+            && msgs
+                .iter()
+                .any(|m| matches!(m, Message::Ack { .. } | Message::IndirectAck { .. }))
+    }));
+    let suspected = run_until_done(net, Duration::from_secs(20), |net| {
+        let suspects = |m: &MemberId| {
+            net.core(*m)
+                .and_then(|c| c.member(victim))
+                .is_some_and(|(s, _)| s == MemberState::Suspect)
+        };
+        net.running().iter().any(suspects)
+    });
+    net.clear_filter();
+    suspected.is_some()
+}
+
 fn cluster(n: u32, seed: u64) -> Net {
     let mut net = Net::new(n, Config::default(), seed);
     boot_all(&mut net, n);
@@ -108,26 +130,10 @@ fn false_suspicion_is_refuted_with_higher_incarnation() {
     let mut net = cluster(n, 13);
     let victim = 5;
     let before = net.core(victim).map(Core::incarnation).unwrap_or_default();
-    // The victim's answers to probes vanish for 4 s: shorter than the minimum suspicion timeout,
-    // long enough for several probes of it to fail.
-    let until = net.now() + Duration::from_secs(4);
-    net.set_filter(Box::new(move |now, from, _, msgs| {
-        now < until
-            && from == victim
-            && msgs
-                .iter()
-                .any(|m| matches!(m, Message::Ack { .. } | Message::IndirectAck { .. }))
-    }));
-    let suspected = run_until_done(&mut net, Duration::from_secs(4), |net| {
-        net.running().iter().any(|m| {
-            net.core(*m)
-                .and_then(|c| c.member(victim))
-                .is_some_and(|(s, _)| s == MemberState::Suspect)
-        })
-    });
-    assert!(suspected.is_some(), "dropping acks raised no suspicion");
-    net.run_for(Duration::from_secs(4));
-    net.clear_filter();
+    assert!(
+        drop_answers_until_suspected(&mut net, victim),
+        "dropping acks raised no suspicion"
+    );
     let t = run_until_done(&mut net, Duration::from_secs(10), |net| {
         all_see(net, victim, MemberState::Alive, before)
     });
@@ -316,6 +322,7 @@ fn full_state_sync_is_split_across_datagrams() {
         })
         .collect();
     assert!(sends.len() > 1);
+    assert_eq!(sends[0].first(), Some(&Message::SyncReply));
     let updates = sends
         .iter()
         .flatten()
@@ -432,16 +439,10 @@ fn detection_and_refutation_hold_across_seeds_with_loss() {
             "seed {seed}: no convergence"
         );
         let (victim, before) = (5, net.core(5).map(Core::incarnation).unwrap_or_default());
-        let until = net.now() + Duration::from_secs(4);
-        net.set_filter(Box::new(move |now, from, _, msgs| {
-            now < until
-                && from == victim
-                && msgs
-                    .iter()
-                    .any(|m| matches!(m, Message::Ack { .. } | Message::IndirectAck { .. }))
-        }));
-        net.run_for(Duration::from_secs(4));
-        net.clear_filter();
+        assert!(
+            drop_answers_until_suspected(&mut net, victim),
+            "seed {seed}: no suspicion"
+        );
         let refuted = run_until_done(&mut net, Duration::from_secs(10), |net| {
             all_see(net, victim, MemberState::Alive, before)
         });
