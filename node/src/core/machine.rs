@@ -243,7 +243,8 @@ impl Core {
         self.join_round(now);
     }
 
-    /// Publishes an application rumor; returns its sequence number.
+    /// Publishes an application rumor stamped with `now` (the driver's clock: unix milliseconds
+    /// in the real node); returns its sequence number.
     pub fn publish(&mut self, now: Millis, payload: Bytes) -> Result<u64, CoreError> {
         if self.leaving.is_some() {
             return Err(CoreError::Left);
