@@ -1,0 +1,922 @@
+//! The protocol core: one deterministic state machine per member, fed `(now, input)` and drained
+//! of actions, in the sans-IO style of quinn-proto and foca. SWIM failure detection with
+//! Lifeguard's refinements, push gossip with piggybacking, push-pull sync, and rumors.
+//! References: SWIM (Das, Gupta, Motivala 2002); Lifeguard (Dadgar, Phillips, Currey 2018);
+//! hashicorp/memberlist (state.go, net.go) for the defaults and message flows.
+//!
+//! Trust contract: the driver hands the core only datagrams that passed the suite's hop
+//! authentication, anti-replay, and, for origin-signing suites, verification of every rumor's
+//! origin signature (the verify pool does this before the core sees them). `from` is the
+//! authenticated sender. The core still treats every message field as hostile: unknown ids,
+//! absurd incarnations or sequence numbers, statements about itself are counted and never panic.
+//!
+//! Concurrency: a `Core` is single-owner (`&mut self` everywhere); a driver runs one per member,
+//! on one thread. All randomness comes from the seeded RNG in `Boot`.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use codec::message::MAX_RUMOR_PAYLOAD;
+use codec::{MemberId, MemberState, Message, Rumor, SecretKey, Suite, Update};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use super::broadcast::{Broadcasts, Key, Limits};
+use super::config::{Config, ConfigError};
+use super::health::Awareness;
+use super::membership::{is_live, supersedes, Membership};
+use super::pack::{fits_alone, Datagrams};
+use super::probe::{Probe, Prober, Relay, NACK_FRACTION};
+use super::roster::Roster;
+use super::rumors::RumorLog;
+use super::stats::Stats;
+use super::suspicion::Suspicions;
+use super::time::{ms, Millis};
+
+/// Refutations a boot can make before its incarnations reach the next boot's starting one.
+const REFUTATIONS_PER_BOOT: u64 = 1 << 16;
+/// Rumors a boot can publish before its sequence numbers reach the next boot's first one.
+const RUMORS_PER_BOOT: u64 = 1 << 32;
+
+/// Past this many remembered sync answers, the expired ones are forgotten: the map stays as
+/// small as the number of members that asked within one probe interval.
+const SYNC_ANSWERS_TRACKED: usize = 64;
+
+/// Who this core is, for this boot.
+#[derive(Clone, Debug)]
+pub struct Boot {
+    pub id: MemberId,
+    /// Starting incarnation: above any incarnation of an earlier boot (including its
+    /// refutations), so this boot's Alive overrides what the cluster remembers of the last one.
+    pub incarnation: u64,
+    /// First rumor sequence number: above any of an earlier boot, or receivers drop new rumors as
+    /// duplicates.
+    pub first_rumor_seq: u64,
+    /// Signs this member's rumors on suites that sign origins.
+    pub signer: Option<Arc<SecretKey>>,
+    /// The address other members should reach us at, carried in our Alive updates.
+    pub advertise: Option<SocketAddr>,
+    /// Seed of every random choice the core makes.
+    pub rng_seed: u64,
+}
+
+impl Boot {
+    /// Incarnation and rumor sequence derived from the persisted boot epoch (codec `EpochStore`,
+    /// strictly increasing per boot), leaving each boot 2^16 refutations and 2^32 rumors.
+    pub fn from_epoch(id: MemberId, epoch: u64, rng_seed: u64) -> Boot {
+        Boot {
+            id,
+            incarnation: epoch.saturating_mul(REFUTATIONS_PER_BOOT),
+            first_rumor_seq: epoch.saturating_mul(RUMORS_PER_BOOT),
+            signer: None,
+            advertise: None,
+            rng_seed,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    #[error("invalid configuration: {0}")]
+    Config(#[from] ConfigError),
+    #[error("member {0} is not on the roster")]
+    NotOnRoster(MemberId),
+    #[error("suite {0} signs rumors end to end: this member needs its signing key")]
+    MissingSigner(Suite),
+    #[error("rumor payload of {len} bytes does not fit one datagram (at most {max} bytes)")]
+    PayloadTooLarge { len: usize, max: usize },
+    #[error("this member has left the cluster")]
+    Left,
+}
+
+/// An unsigned membership statement: `origin` says `subject` is in `state` at `incarnation`.
+/// (Signed statements arrive with the authority layer, issue 6.)
+fn statement(
+    subject: MemberId,
+    incarnation: u64,
+    state: MemberState,
+    origin: MemberId,
+    addr: Option<SocketAddr>,
+) -> Update {
+    Update {
+        subject,
+        incarnation,
+        state,
+        origin,
+        addr,
+        signature: None,
+    }
+}
+
+/// What fills a datagram's free space after its own messages.
+enum Fill {
+    Nothing,
+    /// Broadcasts ride along a probe or an answer, unless the configuration turns that off.
+    Piggyback,
+    /// A gossip round: the datagram exists to carry broadcasts.
+    Gossip,
+}
+
+/// What the driver must do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Seal `messages` as one datagram to `to` (address: [`Core::addr_of`] or the driver's own).
+    Send {
+        to: MemberId,
+        messages: Vec<Message>,
+    },
+    /// A rumor heard for the first time: hand it to the application.
+    Deliver(Rumor),
+    /// Another member's state changed in this core's view.
+    MemberChanged {
+        id: MemberId,
+        state: MemberState,
+        incarnation: u64,
+        addr: Option<SocketAddr>,
+    },
+}
+
+pub struct Core {
+    cfg: Config,
+    roster: Arc<Roster>,
+    id: MemberId,
+    me: u32,
+    incarnation: u64,
+    signer: Option<Arc<SecretKey>>,
+    advertise: Option<SocketAddr>,
+    rng: StdRng,
+    members: Membership,
+    /// Addresses heard in Alive updates that the roster does not list (empty when it does).
+    learned_addrs: BTreeMap<u32, SocketAddr>,
+    suspicions: Suspicions,
+    prober: Prober,
+    awareness: Awareness,
+    broadcasts: Broadcasts,
+    rumors: RumorLog,
+    next_rumor_seq: u64,
+    seeds: Vec<MemberId>,
+    next_probe: Millis,
+    next_gossip: Millis,
+    next_push_pull: Millis,
+    /// Join retries continue until a sync reply arrives: UDP may lose the first exchange, and
+    /// gossip alone would not repair a joiner's view until the next push-pull.
+    next_join: Option<Millis>,
+    /// When each member's sync request was last answered: one answer per probe interval, so a
+    /// member cannot turn small requests into full-state replies at will.
+    sync_answered: BTreeMap<u32, Millis>,
+    /// Set by `leave`: when the core stops.
+    leaving: Option<Millis>,
+    stopped: bool,
+    actions: VecDeque<Action>,
+    stats: Stats,
+}
+
+impl Core {
+    pub fn new(
+        cfg: Config,
+        roster: Arc<Roster>,
+        boot: Boot,
+        now: Millis,
+    ) -> Result<Core, CoreError> {
+        cfg.validate()?;
+        let me = roster
+            .index_of(boot.id)
+            .ok_or(CoreError::NotOnRoster(boot.id))?;
+        if cfg.suite.signs_origin() && boot.signer.is_none() {
+            return Err(CoreError::MissingSigner(cfg.suite));
+        }
+        let mut rng = StdRng::seed_from_u64(boot.rng_seed);
+        // Random phases keep members from probing and gossiping in lockstep.
+        let mut phase = |d: std::time::Duration| now + d.mul_f64(rng.gen::<f64>());
+        let (next_probe, next_gossip, next_push_pull) = (
+            phase(cfg.probe_interval),
+            phase(cfg.gossip_interval),
+            phase(cfg.push_pull_interval),
+        );
+        let mut core = Core {
+            members: Membership::new(roster.len()),
+            broadcasts: Broadcasts::new(cfg.broadcast_queue_max),
+            awareness: Awareness::new(cfg.max_awareness),
+            cfg,
+            roster,
+            id: boot.id,
+            me,
+            incarnation: boot.incarnation,
+            signer: boot.signer,
+            advertise: boot.advertise,
+            rng,
+            learned_addrs: BTreeMap::new(),
+            suspicions: Suspicions::default(),
+            prober: Prober::default(),
+            rumors: RumorLog::default(),
+            next_rumor_seq: boot.first_rumor_seq,
+            seeds: Vec::new(),
+            next_probe,
+            next_gossip,
+            next_push_pull,
+            next_join: None,
+            sync_answered: BTreeMap::new(),
+            leaving: None,
+            stopped: false,
+            actions: VecDeque::new(),
+            stats: Stats::default(),
+        };
+        if core.cfg.aligned_gossip {
+            core.next_gossip = core.next_gossip_round(now);
+        }
+        core.announce(MemberState::Alive);
+        Ok(core)
+    }
+
+    // ---- inputs ----
+
+    /// Joins through `seeds`: a push-pull sync with each, repeated every probe interval until
+    /// some member answers one.
+    pub fn join(&mut self, now: Millis, seeds: &[MemberId]) {
+        self.seeds = seeds
+            .iter()
+            .copied()
+            .filter(|s| *s != self.id && self.roster.index_of(*s).is_some())
+            .collect();
+        self.join_round(now);
+    }
+
+    /// Publishes an application rumor stamped with `now` (the driver's clock: unix milliseconds
+    /// in the real node); returns its sequence number.
+    pub fn publish(&mut self, now: Millis, payload: Bytes) -> Result<u64, CoreError> {
+        if self.leaving.is_some() {
+            return Err(CoreError::Left);
+        }
+        let len = payload.len();
+        let mut rumor = Rumor {
+            origin: self.id,
+            seq: self.next_rumor_seq,
+            timestamp_ms: now.0,
+            payload,
+            signature: None,
+        };
+        if self.cfg.suite.signs_origin() {
+            if let Some(sk) = &self.signer {
+                rumor.signature = Some(sk.sign(&rumor.signing_input(self.cfg.cluster_tag)));
+            }
+        }
+        let message = Message::Rumor(rumor);
+        if len > MAX_RUMOR_PAYLOAD || !fits_alone(&self.cfg, &message) {
+            return Err(CoreError::PayloadTooLarge {
+                len,
+                max: MAX_RUMOR_PAYLOAD,
+            });
+        }
+        let seq = self.next_rumor_seq;
+        self.next_rumor_seq = seq.saturating_add(1);
+        self.enqueue(Key::Rumor(self.id, seq), message);
+        self.stats.rumors_published += 1;
+        Ok(seq)
+    }
+
+    /// Leaves gracefully: gossips Left at a higher incarnation for the broadcast's retransmit
+    /// rounds, then stops (see [`Core::has_stopped`]).
+    pub fn leave(&mut self, now: Millis) {
+        if self.leaving.is_some() {
+            return;
+        }
+        let n = self.cluster_size();
+        self.incarnation = self.incarnation.saturating_add(1);
+        let left = self.announce(MemberState::Left);
+        // Tell a few members at once rather than waiting for the next gossip round.
+        for t in self.members.sample(&mut self.rng, self.cfg.fanout, &[]) {
+            let to = self.roster.id_at(t);
+            self.send(to, vec![left.clone()], Fill::Nothing);
+        }
+        self.prober.current = None;
+        self.prober.relays.clear();
+        self.leaving = Some(now + self.cfg.gossip_interval * self.cfg.retransmit_limit(n));
+    }
+
+    /// One datagram's messages from `from` (authenticated, see the module's trust contract).
+    pub fn handle_datagram(
+        &mut self,
+        now: Millis,
+        from: MemberId,
+        messages: impl IntoIterator<Item = Message>,
+    ) {
+        if self.stopped {
+            return;
+        }
+        self.stats.datagrams_in += 1;
+        let Some(from_idx) = self.roster.index_of(from).filter(|i| *i != self.me) else {
+            self.stats.foreign_sender += 1;
+            return;
+        };
+        let mut reply = Vec::new();
+        let mut sync_requested = false;
+        let refutations = self.stats.refutations;
+        for m in messages {
+            match m {
+                Message::Ping { seq } => reply.push(Message::Ack { seq }),
+                Message::Ack { seq } => self.on_ack(from, seq),
+                Message::PingReq { seq, target } => {
+                    self.on_ping_req(now, from, seq, target, &mut reply)
+                }
+                Message::IndirectAck { seq, target } => self.on_indirect_ack(seq, target),
+                Message::Nack { seq, target } => self.on_nack(seq, target),
+                Message::Update(u) => self.apply(now, u),
+                Message::Rumor(r) => self.on_rumor(r),
+                Message::SyncRequest => sync_requested = true,
+                // The updates after the marker are applied like any others (and, as memberlist
+                // does, re-gossiped when new to us: the redundancy that lets members that missed
+                // a join's few early broadcasts still hear of it). A reply completes a join.
+                Message::SyncReply => self.next_join = None,
+                Message::Certificate(_) | Message::Equivocation(_) => {
+                    self.stats.messages_ignored += 1
+                }
+            }
+        }
+        // A refutation goes straight back to whoever told us we were suspected, piggybacked
+        // first (it is the newest, least-sent broadcast), as well as out by gossip.
+        if !reply.is_empty() || self.stats.refutations > refutations {
+            self.send(from, reply, Fill::Piggyback);
+        }
+        if sync_requested {
+            self.answer_sync(now, from, from_idx);
+        }
+    }
+
+    /// Runs every timer due at `now`.
+    pub fn handle_timeout(&mut self, now: Millis) {
+        if self.stopped {
+            return;
+        }
+        if let Some(end) = self.leaving {
+            if now >= end {
+                self.stopped = true;
+                return;
+            }
+        }
+        self.expire_relays(now);
+        self.advance_probe(now);
+        if self.leaving.is_none() && now >= self.next_probe {
+            self.start_probe(now);
+        }
+        for (idx, incarnation) in self.suspicions.expire(now) {
+            let e = *self.members.get(idx);
+            if e.state == Some(MemberState::Suspect) && e.incarnation == incarnation {
+                self.stats.deaths_declared += 1;
+                let subject = self.roster.id_at(idx);
+                let dead = statement(subject, incarnation, MemberState::Dead, self.id, None);
+                self.apply(now, dead);
+            }
+        }
+        if now >= self.next_gossip {
+            self.next_gossip = self.next_gossip_round(now);
+            self.gossip();
+        }
+        if self.leaving.is_none() && now >= self.next_push_pull {
+            self.next_push_pull = now + self.cfg.push_pull_period(self.cluster_size());
+            if let Some(&t) = self.members.sample(&mut self.rng, 1, &[]).first() {
+                self.send_sync(self.roster.id_at(t), Message::SyncRequest);
+            }
+        }
+        if self.next_join.is_some_and(|t| now >= t) {
+            self.join_round(now);
+        }
+    }
+
+    /// When [`Core::handle_timeout`] must next be called; `None` once stopped.
+    pub fn poll_timeout(&self) -> Option<Millis> {
+        if self.stopped {
+            return None;
+        }
+        if let Some(end) = self.leaving {
+            return Some(end.min(self.next_gossip));
+        }
+        [
+            Some(self.next_probe),
+            Some(self.next_gossip),
+            Some(self.next_push_pull),
+            self.next_join,
+        ]
+        .into_iter()
+        .chain([self.prober.next_deadline(), self.suspicions.next_deadline()])
+        .flatten()
+        .min()
+    }
+
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    pub fn drain_actions(&mut self) -> impl Iterator<Item = Action> + '_ {
+        self.actions.drain(..)
+    }
+
+    // ---- queries ----
+
+    pub fn id(&self) -> MemberId {
+        self.id
+    }
+
+    pub fn incarnation(&self) -> u64 {
+        self.incarnation
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// Lifeguard local health score (0 = healthy).
+    pub fn health_score(&self) -> u32 {
+        self.awareness.score()
+    }
+
+    pub fn has_stopped(&self) -> bool {
+        self.stopped
+    }
+
+    /// State and incarnation of `id` in this core's view (`None`: never heard of, or not on the
+    /// roster). This member itself is included.
+    pub fn member(&self, id: MemberId) -> Option<(MemberState, u64)> {
+        let e = self.members.get(self.roster.index_of(id)?);
+        e.state.map(|s| (s, e.incarnation))
+    }
+
+    /// Every member this core knows of, in roster order.
+    pub fn members(&self) -> impl Iterator<Item = (MemberId, MemberState, u64)> + '_ {
+        self.members
+            .entries()
+            .filter_map(|(i, e)| e.state.map(|s| (self.roster.id_at(i), s, e.incarnation)))
+    }
+
+    /// Members alive or suspect, this one included: the n of the SWIM and Lifeguard formulas.
+    pub fn cluster_size(&self) -> usize {
+        self.members.live().len() + 1
+    }
+
+    /// Where to send to `id`: the address it advertised, else the roster's.
+    pub fn addr_of(&self, id: MemberId) -> Option<SocketAddr> {
+        let idx = self.roster.index_of(id)?;
+        self.learned_addrs
+            .get(&idx)
+            .copied()
+            .or_else(|| self.roster.addr(id))
+    }
+
+    /// Broadcasts waiting for (re)transmission.
+    pub fn broadcast_backlog(&self) -> usize {
+        self.broadcasts.len()
+    }
+
+    /// Members under suspicion right now.
+    pub fn suspects(&self) -> usize {
+        self.suspicions.len()
+    }
+
+    // ---- probing ----
+
+    fn start_probe(&mut self, now: Millis) {
+        let period = self.awareness.scale(self.cfg.probe_interval);
+        self.next_probe = now + period;
+        let Some(target) = self.prober.next_target(&self.members, &mut self.rng) else {
+            return;
+        };
+        let seq = self.prober.next_seq();
+        self.prober.current = Some(Probe {
+            target,
+            seq,
+            indirect_at: now + self.awareness.scale(self.cfg.probe_timeout),
+            indirect_sent: false,
+            end: now + period,
+            acked: false,
+            expected_nacks: 0,
+            nacks: 0,
+        });
+        self.stats.probes_sent += 1;
+        self.send(
+            self.roster.id_at(target),
+            vec![Message::Ping { seq }],
+            Fill::Piggyback,
+        );
+    }
+
+    fn advance_probe(&mut self, now: Millis) {
+        let Some(p) = self.prober.current.as_mut() else {
+            return;
+        };
+        if p.acked {
+            self.prober.current = None;
+            return;
+        }
+        let (target, seq) = (p.target, p.seq);
+        let target_id = self.roster.id_at(target);
+        if !p.indirect_sent && now >= p.indirect_at {
+            p.indirect_sent = true;
+            let relays = self
+                .members
+                .sample(&mut self.rng, self.cfg.indirect_probes, &[target]);
+            p.expected_nacks = relays.len() as u32;
+            for r in relays {
+                self.stats.indirect_probes_sent += 1;
+                self.send(
+                    self.roster.id_at(r),
+                    vec![Message::PingReq {
+                        seq,
+                        target: target_id,
+                    }],
+                    Fill::Piggyback,
+                );
+            }
+        }
+        let Some(p) = self.prober.current.as_ref() else {
+            return;
+        };
+        if now < p.end {
+            return;
+        }
+        // Lifeguard: with relays to vouch for our own health, only their missing nacks count
+        // against it; without, the failed probe itself does.
+        let delta = if p.expected_nacks > 0 {
+            p.expected_nacks.saturating_sub(p.nacks)
+        } else {
+            1
+        };
+        self.prober.current = None;
+        self.stats.probe_failures += 1;
+        self.awareness.apply(i64::from(delta));
+        let e = *self.members.get(target);
+        if is_live(e.state) {
+            self.suspect(now, target, e.incarnation);
+        }
+    }
+
+    /// Marks the probe in progress answered if `(seq, target)` is its; returns whether it was.
+    fn probe_answered(&mut self, seq: u32, target: MemberId) -> bool {
+        let Some(p) = self.prober.current.as_mut() else {
+            return false;
+        };
+        if p.seq != seq || p.acked || self.roster.id_at(p.target) != target {
+            return false;
+        }
+        p.acked = true;
+        self.stats.acks_received += 1;
+        // Lifeguard: a probe answered in time is evidence of our own health.
+        self.awareness.apply(-1);
+        true
+    }
+
+    fn on_ack(&mut self, from: MemberId, seq: u32) {
+        if self.probe_answered(seq, from) {
+            return;
+        }
+        let relay = self
+            .prober
+            .relays
+            .iter()
+            .position(|r| r.seq == seq && r.target == from);
+        let Some(pos) = relay else {
+            self.stats.messages_ignored += 1;
+            return;
+        };
+        let r = self.prober.relays.swap_remove(pos);
+        let answer = Message::IndirectAck {
+            seq: r.requester_seq,
+            target: r.target,
+        };
+        self.send(r.requester, vec![answer], Fill::Piggyback);
+    }
+
+    fn on_indirect_ack(&mut self, seq: u32, target: MemberId) {
+        if !self.probe_answered(seq, target) {
+            self.stats.messages_ignored += 1;
+        }
+    }
+
+    fn on_nack(&mut self, seq: u32, target: MemberId) {
+        match self.prober.current.as_mut() {
+            Some(p)
+                if p.seq == seq
+                    && p.nacks < p.expected_nacks
+                    && self.roster.id_at(p.target) == target =>
+            {
+                p.nacks += 1;
+                self.stats.nacks_received += 1;
+            }
+            _ => self.stats.messages_ignored += 1,
+        }
+    }
+
+    fn on_ping_req(
+        &mut self,
+        now: Millis,
+        from: MemberId,
+        seq: u32,
+        target: MemberId,
+        reply: &mut Vec<Message>,
+    ) {
+        if target == self.id {
+            reply.push(Message::IndirectAck { seq, target });
+            return;
+        }
+        if target == from || self.roster.index_of(target).is_none() || self.leaving.is_some() {
+            self.stats.messages_ignored += 1;
+            return;
+        }
+        if self.prober.relays.len() >= self.cfg.max_relays {
+            // Still tell the requester we heard it: its own path is fine (Lifeguard).
+            self.stats.relays_refused += 1;
+            reply.push(Message::Nack { seq, target });
+            return;
+        }
+        let my_seq = self.prober.next_seq();
+        let nack_at = now + self.cfg.probe_timeout.mul_f64(NACK_FRACTION);
+        self.prober.relays.push(Relay {
+            seq: my_seq,
+            requester: from,
+            requester_seq: seq,
+            target,
+            nack_at,
+        });
+        self.stats.relays += 1;
+        self.send(target, vec![Message::Ping { seq: my_seq }], Fill::Piggyback);
+    }
+
+    fn expire_relays(&mut self, now: Millis) {
+        while let Some(pos) = self.prober.relays.iter().position(|r| r.nack_at <= now) {
+            let r = self.prober.relays.remove(pos);
+            self.send(
+                r.requester,
+                vec![Message::Nack {
+                    seq: r.requester_seq,
+                    target: r.target,
+                }],
+                Fill::Nothing,
+            );
+        }
+    }
+
+    /// Raises (or, if others already did, seconds) the suspicion of `idx` and tells the suspect
+    /// directly so it can refute at once (Lifeguard).
+    fn suspect(&mut self, now: Millis, idx: u32, incarnation: u64) {
+        let subject = self.roster.id_at(idx);
+        let update = statement(subject, incarnation, MemberState::Suspect, self.id, None);
+        self.stats.suspicions_raised += 1;
+        self.apply(now, update.clone());
+        self.send(subject, vec![Message::Update(update)], Fill::Nothing);
+    }
+
+    // ---- membership updates ----
+
+    /// Applies a membership statement; a change (or a new confirmation) is queued for gossip.
+    fn apply(&mut self, now: Millis, u: Update) {
+        let Some(idx) = self.roster.index_of(u.subject) else {
+            self.stats.updates_ignored += 1;
+            return;
+        };
+        if idx == self.me {
+            self.about_me(u);
+            return;
+        }
+        // Alive and Left are only the subject's to state, Suspect and Dead only others'.
+        let self_stated = u.origin == u.subject;
+        let plausible = matches!(u.state, MemberState::Alive | MemberState::Left) == self_stated;
+        if !plausible || self.roster.index_of(u.origin).is_none() {
+            self.stats.updates_ignored += 1;
+            return;
+        }
+        let cur = *self.members.get(idx);
+        if u.state == MemberState::Suspect
+            && cur.state == Some(MemberState::Suspect)
+            && u.incarnation == cur.incarnation
+        {
+            let confirmed = u.origin != self.id
+                && self
+                    .suspicions
+                    .confirm(&self.cfg, idx, u.incarnation, u.origin);
+            if confirmed {
+                self.stats.suspicion_confirmations += 1;
+            } else if u.origin != self.id {
+                self.stats.updates_ignored += 1;
+                return;
+            }
+            // A new confirmation (or our own, for others to count) is worth spreading.
+            self.enqueue(Key::Member(u.subject), Message::Update(u));
+            return;
+        }
+        if !supersedes(&cur, u.incarnation, u.state) {
+            self.stats.updates_ignored += 1;
+            return;
+        }
+        let n = self.cluster_size();
+        if self.members.set(idx, self.me, u.incarnation, u.state) {
+            self.prober.insert(idx, &mut self.rng);
+        }
+        if u.state == MemberState::Suspect {
+            let accuser = (u.origin != self.id).then_some(u.origin);
+            self.suspicions
+                .start(&self.cfg, now, idx, u.incarnation, n, accuser);
+        } else {
+            self.suspicions.remove(idx);
+        }
+        if let (MemberState::Alive, Some(a)) = (u.state, u.addr) {
+            if self.roster.addr(u.subject) != Some(a) {
+                self.learned_addrs.insert(idx, a);
+            }
+        }
+        self.stats.updates_applied += 1;
+        self.actions.push_back(Action::MemberChanged {
+            id: u.subject,
+            state: u.state,
+            incarnation: u.incarnation,
+            addr: self.addr_of(u.subject),
+        });
+        self.enqueue(Key::Member(u.subject), Message::Update(u));
+    }
+
+    /// SWIM refutation: a statement that we are suspect, dead or gone (or alive at an incarnation
+    /// we never had) is answered with Alive at a higher incarnation.
+    fn about_me(&mut self, u: Update) {
+        let contradicts = match u.state {
+            MemberState::Alive => u.incarnation > self.incarnation,
+            _ => u.incarnation >= self.incarnation,
+        };
+        let next = u.incarnation.saturating_add(1);
+        if self.leaving.is_some() || !contradicts || next <= u.incarnation {
+            self.stats.updates_ignored += 1;
+            return;
+        }
+        if u.state != MemberState::Alive {
+            // Lifeguard: being suspected hints that we are the slow one.
+            self.awareness.apply(1);
+        }
+        self.incarnation = next;
+        self.stats.refutations += 1;
+        self.announce(MemberState::Alive);
+    }
+
+    /// Records our own state at the current incarnation and queues it for gossip.
+    fn announce(&mut self, state: MemberState) -> Message {
+        self.members.set(self.me, self.me, self.incarnation, state);
+        let addr = if state == MemberState::Alive {
+            self.advertise
+        } else {
+            None
+        };
+        let m = Message::Update(statement(self.id, self.incarnation, state, self.id, addr));
+        self.enqueue(Key::Member(self.id), m.clone());
+        m
+    }
+
+    // ---- rumors ----
+
+    fn on_rumor(&mut self, r: Rumor) {
+        if self.roster.index_of(r.origin).is_none() {
+            self.stats.rumors_ignored += 1;
+            return;
+        }
+        // Our own rumors come back from the members we sent them to.
+        if r.origin == self.id || !self.rumors.observe(r.origin, r.seq) {
+            self.stats.rumors_duplicate += 1;
+            return;
+        }
+        self.stats.rumors_delivered += 1;
+        self.actions.push_back(Action::Deliver(r.clone()));
+        self.enqueue(Key::Rumor(r.origin, r.seq), Message::Rumor(r));
+    }
+
+    // ---- dissemination ----
+
+    fn enqueue(&mut self, key: Key, m: Message) {
+        self.stats.broadcasts_dropped += self.broadcasts.push(key, m) as u64;
+    }
+
+    /// Gossip rounds follow each other by the interval; aligned, they fall on its multiples for
+    /// every member (the simulator's synchronous-rounds mode).
+    fn next_gossip_round(&self, now: Millis) -> Millis {
+        let g = ms(self.cfg.gossip_interval);
+        if self.cfg.aligned_gossip {
+            Millis((now.0 / g).saturating_add(1).saturating_mul(g))
+        } else {
+            now + self.cfg.gossip_interval
+        }
+    }
+
+    /// Transmissions each broadcast gets: memberlist's limit, or rumors pushed until the end
+    /// (the simulator's unlimited-retransmission mode).
+    fn retransmit_limits(&self) -> Limits {
+        let member = self.cfg.retransmit_limit(self.cluster_size());
+        let rumor = if self.cfg.unlimited_rumor_retransmit {
+            u32::MAX
+        } else {
+            member
+        };
+        Limits { member, rumor }
+    }
+
+    fn gossip(&mut self) {
+        if self.broadcasts.is_empty() {
+            return;
+        }
+        for t in self.members.sample(&mut self.rng, self.cfg.fanout, &[]) {
+            if self.broadcasts.is_empty() {
+                break;
+            }
+            self.stats.gossip_sent += 1;
+            self.send(self.roster.id_at(t), Vec::new(), Fill::Gossip);
+        }
+    }
+
+    /// One join attempt: a sync with every seed while no member is known live, else with one
+    /// member already heard of (the seeds may be the ones that are down).
+    fn join_round(&mut self, now: Millis) {
+        if self.seeds.is_empty() {
+            self.next_join = None;
+            return;
+        }
+        let targets = match self.members.sample(&mut self.rng, 1, &[]).first() {
+            Some(&t) => vec![self.roster.id_at(t)],
+            None => self.seeds.clone(),
+        };
+        for t in targets {
+            self.send_sync(t, Message::SyncRequest);
+        }
+        self.next_join = Some(now + self.cfg.probe_interval);
+    }
+
+    fn answer_sync(&mut self, now: Millis, from: MemberId, from_idx: u32) {
+        if self
+            .sync_answered
+            .get(&from_idx)
+            .is_some_and(|t| now < *t + self.cfg.probe_interval)
+        {
+            self.stats.syncs_refused += 1;
+            return;
+        }
+        if self.sync_answered.len() >= SYNC_ANSWERS_TRACKED {
+            let gap = self.cfg.probe_interval;
+            self.sync_answered.retain(|_, t| now < *t + gap);
+        }
+        self.sync_answered.insert(from_idx, now);
+        self.stats.syncs_answered += 1;
+        self.send_sync(from, Message::SyncReply);
+    }
+
+    /// Push-pull: `marker`, then our whole view, one update per known member, over as many
+    /// datagrams as it takes. Suspect and Dead are restated in our name: the entry keeps no
+    /// origin (16 bytes per member).
+    fn send_sync(&mut self, to: MemberId, marker: Message) {
+        let mut dg = Datagrams::new(&self.cfg);
+        dg.push(marker);
+        for (idx, e) in self.members.entries() {
+            let Some(state) = e.state else { continue };
+            let subject = self.roster.id_at(idx);
+            let self_stated = matches!(state, MemberState::Alive | MemberState::Left);
+            let origin = if self_stated { subject } else { self.id };
+            let addr = if state == MemberState::Alive {
+                self.addr_of(subject)
+            } else {
+                None
+            };
+            dg.push(Message::Update(statement(
+                subject,
+                e.incarnation,
+                state,
+                origin,
+                addr,
+            )));
+        }
+        self.stats.syncs_sent += 1;
+        self.emit(to, dg, Fill::Nothing);
+    }
+
+    fn send(&mut self, to: MemberId, messages: Vec<Message>, fill: Fill) {
+        let mut dg = Datagrams::new(&self.cfg);
+        for m in messages {
+            dg.push(m);
+        }
+        self.emit(to, dg, fill);
+    }
+
+    /// Queues `dg` for the driver, first filling the free space of its last datagram from the
+    /// broadcast queue as `fill` says.
+    fn emit(&mut self, to: MemberId, mut dg: Datagrams, fill: Fill) {
+        let from_queue = match fill {
+            Fill::Nothing => false,
+            Fill::Piggyback => self.cfg.piggyback,
+            Fill::Gossip => true,
+        };
+        if from_queue {
+            let limits = self.retransmit_limits();
+            let (packet, out) = dg.last();
+            self.broadcasts.fill(packet, out, limits);
+        }
+        for messages in dg.finish() {
+            self.stats.datagrams_out += 1;
+            self.actions.push_back(Action::Send { to, messages });
+        }
+    }
+}

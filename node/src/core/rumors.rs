@@ -1,0 +1,68 @@
+//! Duplicate suppression for application rumors: each is delivered once per (origin, seq), in
+//! bounded memory per origin (a high-water mark and a sliding window, as IPsec and WireGuard
+//! keep for replay: RFC 4303 §3.4.3).
+//! Concurrency: owned by one `Core`; not shared.
+
+use std::collections::BTreeMap;
+
+use codec::MemberId;
+
+/// Sequence numbers tracked out of order behind an origin's newest; anything older is taken as
+/// already seen. 128 outstanding rumors per origin is far beyond what gossip reorders.
+const WINDOW: u64 = u128::BITS as u64;
+
+#[derive(Clone, Copy)]
+struct Window {
+    /// Every seq below `base` counts as seen.
+    base: u64,
+    /// Bit i: seq `base + i` seen.
+    bits: u128,
+}
+
+#[derive(Default)]
+pub(crate) struct RumorLog {
+    origins: BTreeMap<MemberId, Window>,
+}
+
+impl RumorLog {
+    /// Records `(origin, seq)`; returns whether it is new.
+    pub fn observe(&mut self, origin: MemberId, seq: u64) -> bool {
+        // The first rumor heard from an origin may overtake older ones still in flight: leave
+        // room behind it.
+        let w = self.origins.entry(origin).or_insert(Window {
+            base: seq.saturating_sub(WINDOW / 2),
+            bits: 0,
+        });
+        if seq < w.base {
+            return false;
+        }
+        if seq - w.base >= WINDOW {
+            let shift = seq - w.base - (WINDOW - 1);
+            w.bits = if shift >= WINDOW { 0 } else { w.bits >> shift };
+            w.base += shift;
+        }
+        let bit = 1u128 << (seq - w.base);
+        let new = w.bits & bit == 0;
+        w.bits |= bit;
+        new
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn once_in_any_order_within_window() {
+        let mut l = RumorLog::default();
+        assert!(l.observe(1, 10));
+        assert!(l.observe(1, 9));
+        assert!(!l.observe(1, 10));
+        assert!(l.observe(1, 500));
+        assert!(!l.observe(1, 10), "far behind the window counts as seen");
+        assert!(l.observe(1, 499));
+        assert!(l.observe(2, 10));
+        assert!(l.observe(3, u64::MAX) && !l.observe(3, u64::MAX));
+        assert!(l.observe(4, 0) && !l.observe(4, 0));
+    }
+}

@@ -1,0 +1,41 @@
+//! Protocol counters for metrics and reports.
+//! Concurrency: plain data owned by one `Core`; drivers copy it out.
+
+/// Monotonic counters of one core since construction.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub datagrams_in: u64,
+    /// Datagrams claiming a sender that is not on the roster (or this member itself).
+    pub foreign_sender: u64,
+    pub probes_sent: u64,
+    pub acks_received: u64,
+    pub indirect_probes_sent: u64,
+    pub nacks_received: u64,
+    pub probe_failures: u64,
+    /// Probes relayed for others (ping-req) and those refused because too many were in flight.
+    pub relays: u64,
+    pub relays_refused: u64,
+    pub suspicions_raised: u64,
+    pub suspicion_confirmations: u64,
+    /// Suspicions (or deaths) of this member that it refuted with a higher incarnation.
+    pub refutations: u64,
+    pub deaths_declared: u64,
+    pub updates_applied: u64,
+    /// Stale, malformed or unknown-member updates that changed nothing.
+    pub updates_ignored: u64,
+    pub rumors_published: u64,
+    pub rumors_delivered: u64,
+    pub rumors_duplicate: u64,
+    /// Rumors whose origin is not on the roster.
+    pub rumors_ignored: u64,
+    /// Broadcasts dropped from the bounded queue before their retransmissions were done.
+    pub broadcasts_dropped: u64,
+    pub gossip_sent: u64,
+    pub syncs_sent: u64,
+    pub syncs_answered: u64,
+    /// Sync requests not answered because the same member was answered within a probe interval.
+    pub syncs_refused: u64,
+    /// Messages this core does not act on yet (certificates, equivocation proofs) or stray acks.
+    pub messages_ignored: u64,
+    pub datagrams_out: u64,
+}
