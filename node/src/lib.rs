@@ -1,6 +1,7 @@
 //! rumor: the node library. `core` is the sans-IO protocol state machine; the binary drives it.
 
 pub mod config;
+pub mod control;
 pub mod core;
 pub mod identity;
 pub mod io;
