@@ -86,6 +86,11 @@ impl RateLimit {
         per_second: f64::INFINITY,
         burst: f64::INFINITY,
     };
+
+    /// Unlimited buckets are never stored: nothing to remember about them.
+    pub fn is_unlimited(&self) -> bool {
+        self.burst.is_infinite()
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -104,9 +109,6 @@ impl Bucket {
 
     /// Refills, then takes one token if there is one; returns the fill left (0..=1) or None.
     fn take(&mut self, limit: RateLimit, now: Instant) -> Option<f64> {
-        if limit.burst.is_infinite() {
-            return Some(1.0);
-        }
         let dt = now.saturating_duration_since(self.last).as_secs_f64();
         self.last = self.last.max(now);
         self.tokens = (self.tokens + dt * limit.per_second).min(limit.burst);
@@ -148,12 +150,15 @@ impl Limiter {
         origin: Option<IpAddr>,
         now: Instant,
     ) -> Result<f64, ShedReason> {
-        if let Some(ip) = origin {
+        if let Some(ip) = origin.filter(|_| !self.origin_limit.is_unlimited()) {
             let limit = self.origin_limit;
             let b = self
                 .origins
                 .get_or_insert_mut(ip, || Bucket::full(limit, now));
             b.take(limit, now).ok_or(ShedReason::OriginRate)?;
+        }
+        if self.sender_limit.is_unlimited() {
+            return Ok(1.0);
         }
         let limit = self.sender_limit;
         let b = self
