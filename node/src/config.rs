@@ -92,6 +92,12 @@ pub struct RunOptions {
     /// Pin io and verify threads to cores (turn off when many nodes share a machine).
     #[arg(long)]
     pub pin: Option<bool>,
+    /// Datagrams per second each sender may make us verify (token bucket, burst the same).
+    #[arg(long)]
+    pub sender_rate: Option<f64>,
+    /// Batch Ed25519 verification (ZIP-215 batches with bisection).
+    #[arg(long)]
+    pub batch_verify: Option<bool>,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -153,6 +159,8 @@ pub struct RunConfig {
     pub metrics_addr: Option<SocketAddr>,
     pub control: PathBuf,
     pub pin: bool,
+    pub sender_rate: f64,
+    pub batch_verify: bool,
 }
 
 impl RunOptions {
@@ -209,6 +217,10 @@ impl RunOptions {
             mtu: self.mtu.or(file.mtu).unwrap_or(codec::DEFAULT_MTU),
             metrics_addr: self.metrics_addr.or(file.metrics_addr),
             pin: self.pin.or(file.pin).unwrap_or(true),
+            // memberlist-scale traffic is tens of datagrams per member per second; 2 k/s leaves
+            // room for push-pull bursts while capping what one sender can cost us.
+            sender_rate: self.sender_rate.or(file.sender_rate).unwrap_or(2_000.0),
+            batch_verify: self.batch_verify.or(file.batch_verify).unwrap_or(true),
         };
         cfg.validate()?;
         Ok(cfg)
@@ -229,6 +241,12 @@ impl RunConfig {
         }
         if self.io_threads == 0 {
             return bad("io-threads", "must be at least 1".into());
+        }
+        if !(self.sender_rate.is_finite() && self.sender_rate > 0.0) {
+            return bad(
+                "sender-rate",
+                format!("{} is not a positive rate", self.sender_rate),
+            );
         }
         if self.verify_threads == 0 {
             return bad("verify-threads", "must be at least 1".into());
