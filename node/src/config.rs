@@ -65,6 +65,10 @@ pub struct RunOptions {
     #[arg(long, value_parser = parse_duration)]
     #[serde(default, deserialize_with = "de_duration")]
     pub probe_interval: Option<Duration>,
+    /// How long a probe waits for its ack (default: half the probe interval, memberlist's ratio).
+    #[arg(long, value_parser = parse_duration)]
+    #[serde(default, deserialize_with = "de_duration")]
+    pub probe_timeout: Option<Duration>,
     /// Retransmissions of each update: this × ceil(log10(n + 1)).
     #[arg(long)]
     pub retransmit_mult: Option<u32>,
@@ -150,6 +154,7 @@ pub struct RunConfig {
     pub fanout: usize,
     pub gossip_interval: Duration,
     pub probe_interval: Duration,
+    pub probe_timeout: Duration,
     pub retransmit_mult: u32,
     pub suspicion_mult: u32,
     pub io: IoMode,
@@ -187,6 +192,10 @@ impl RunOptions {
             .state_dir
             .or(file.state_dir)
             .unwrap_or_else(|| PathBuf::from(format!("rumor-state-{}", bind.port())));
+        let probe_interval = self
+            .probe_interval
+            .or(file.probe_interval)
+            .unwrap_or(Duration::from_secs(1));
         let cfg = RunConfig {
             bind,
             seeds: self.seeds.or(file.seeds).unwrap_or_default(),
@@ -205,10 +214,11 @@ impl RunOptions {
                 .gossip_interval
                 .or(file.gossip_interval)
                 .unwrap_or(Duration::from_millis(200)),
-            probe_interval: self
-                .probe_interval
-                .or(file.probe_interval)
-                .unwrap_or(Duration::from_secs(1)),
+            probe_interval,
+            probe_timeout: self
+                .probe_timeout
+                .or(file.probe_timeout)
+                .unwrap_or(probe_interval / 2),
             retransmit_mult: self.retransmit_mult.or(file.retransmit_mult).unwrap_or(4),
             suspicion_mult: self.suspicion_mult.or(file.suspicion_mult).unwrap_or(4),
             io: self.io.or(file.io).unwrap_or(IoMode::Auto),
@@ -232,6 +242,15 @@ impl RunConfig {
         let bad = |flag, why: String| Err(ConfigError::Invalid { flag, why });
         if self.fanout == 0 || self.fanout > 64 {
             return bad("fanout", format!("{} is outside 1..=64", self.fanout));
+        }
+        if self.probe_timeout >= self.probe_interval {
+            return bad(
+                "probe-timeout",
+                format!(
+                    "{:?} must be shorter than the probe interval {:?}",
+                    self.probe_timeout, self.probe_interval
+                ),
+            );
         }
         if self.retransmit_mult == 0 {
             return bad("retransmit-mult", "must be at least 1".into());

@@ -109,6 +109,7 @@ pub struct Node {
     pub bound: SocketAddr,
     pub metrics: Arc<Metrics>,
     stop: Arc<AtomicBool>,
+    crash: Arc<AtomicBool>,
     core: std::thread::JoinHandle<anyhow::Result<()>>,
 }
 
@@ -180,12 +181,13 @@ impl Node {
         }
         tracing::info!(member = id.member, %bound, suite = %id.suite, epoch = id.epoch.current(), io = ?cfg.io, "node running");
         let mut core_loop = CoreLoop::new(&cfg, &mut id, bound, send_sock, Arc::clone(&metrics))?;
-        let (m, s) = (Arc::clone(&metrics), Arc::clone(&stop));
+        let crash = Arc::new(AtomicBool::new(false));
+        let (m, s, c) = (Arc::clone(&metrics), Arc::clone(&stop), Arc::clone(&crash));
         let core = std::thread::Builder::new()
             .name("core".into())
             .spawn(move || {
                 let _lock = port_lock;
-                let result = core_loop.run(&verdicts, &ctl_rx, &s, &pool, &mut id.epoch);
+                let result = core_loop.run(&verdicts, &ctl_rx, &s, &c, &pool, &mut id.epoch);
                 s.store(true, Ordering::Relaxed);
                 for t in io_threads {
                     let _ = t.join();
@@ -199,8 +201,15 @@ impl Node {
             bound,
             metrics,
             stop,
+            crash,
             core,
         })
+    }
+
+    /// Stops at once without telling anyone, as a crash would (tests and harnesses).
+    pub fn kill(self) -> anyhow::Result<()> {
+        self.crash.store(true, Ordering::Relaxed);
+        self.wait()
     }
 
     /// Asks the node to leave the cluster and stop.
@@ -289,6 +298,7 @@ impl CoreLoop {
             cluster_tag: tag,
             mtu: cfg.mtu,
             probe_interval: cfg.probe_interval,
+            probe_timeout: cfg.probe_timeout,
             gossip_interval: cfg.gossip_interval,
             fanout: cfg.fanout,
             retransmit_mult: cfg.retransmit_mult,
@@ -338,12 +348,16 @@ impl CoreLoop {
         verdicts: &ChanRx<Vec<Output>>,
         ctl: &ChanRx<ControlMsg>,
         stop: &AtomicBool,
+        crash: &AtomicBool,
         pool: &Pool,
         epochs: &mut codec::epoch::EpochStore,
     ) -> anyhow::Result<()> {
         let mut gauges_at = Instant::now();
         loop {
             let now = unix_ms();
+            if crash.load(Ordering::Relaxed) {
+                return Ok(());
+            }
             if stop.load(Ordering::Relaxed) && self.leaving.is_none() {
                 tracing::info!("leaving the cluster");
                 self.core.leave(Millis(now));
