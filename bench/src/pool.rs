@@ -9,6 +9,10 @@
 //! half of any earlier one (likely cached). Each datagram is copied into a fresh buffer as a
 //! socket receive would, then moved into the pool.
 //!
+//! `raw_verify_per_s` and the pool's rate are measured in alternating slices (pool, then raw on
+//! the first worker's core, eight times), so that on a machine shared with other work both rates
+//! see the same conditions; the JSON keeps each slice's pair.
+//!
 //! The generator (this thread, pinned to the first core) keeps `--depth` batches queued (closed
 //! loop), or with `--overload X` offers X times the pool's estimated capacity, paced, whatever
 //! the queue holds.

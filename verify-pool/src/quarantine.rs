@@ -18,6 +18,8 @@ use std::time::{Duration, Instant};
 use codec::MemberId;
 use lru::LruCache;
 
+use crate::TableHasher;
+
 /// Who is blamed for a failed datagram.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Suspect {
@@ -53,14 +55,14 @@ struct Record {
 
 pub struct Quarantine {
     cfg: QuarantineConfig,
-    records: LruCache<Suspect, Record>,
+    records: LruCache<Suspect, Record, TableHasher>,
 }
 
 impl Quarantine {
     pub fn new(cfg: QuarantineConfig) -> Self {
         Quarantine {
             cfg,
-            records: LruCache::new(cfg.capacity),
+            records: LruCache::with_hasher(cfg.capacity, TableHasher::default()),
         }
     }
 
