@@ -1,6 +1,7 @@
 //! The quarantine lane: suspects whose datagrams keep failing verification are checked one at a
 //! time, so a trickle of forgeries cannot make every batch fail (each failed batch costs a
-//! bisection, roughly doubling its price). A suspect is blamed by source address when the io
+//! bisection, roughly doubling its price; see Pastuszak et al., PKC 2000, on the cost of finding
+//! bad signatures in batches). A suspect is blamed by source address when the io
 //! thread knows it, since that is what a forger controls, and by claimed member id otherwise;
 //! blaming the claimed id when an address is known would let anyone push any honest member into
 //! the slow lane. Quarantine only changes the path, never the verdict.
