@@ -33,8 +33,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
 use verify_pool::{
-    Admit, Datagram, Ingress, KeySource, Outcome, Output, Pool, PoolConfig, PoolStats, RateLimit,
-    ShedReason,
+    Admit, Datagram, Ingress, Outcome, Output, Pool, PoolConfig, PoolStats, RateLimit, ShedReason,
 };
 
 use crate::util::{peak_rss_bytes, write_json};
@@ -116,15 +115,6 @@ impl Args {
             seconds: 10.0,
             json: Some(json),
         }
-    }
-}
-
-/// The members' keys as the pool's roster.
-struct Roster(Vec<[u8; 32]>);
-
-impl KeySource for Roster {
-    fn key_bytes(&self, member: u32) -> Option<[u8; 32]> {
-        self.0.key_bytes(member)
     }
 }
 
@@ -436,7 +426,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         ..defaults
     };
     let (batch_size, queue_capacity) = (cfg.batch_size, cfg.queue_capacity);
-    let (mut pool, rx) = Pool::start(cfg, Arc::new(Roster(corpus.keys.clone())))?;
+    let (mut pool, rx) = Pool::start(cfg, Arc::new(corpus.keys.clone()))?;
     let order = stream(&a, corpus.datagrams.len());
     let mut g = Generator {
         corpus: &corpus,

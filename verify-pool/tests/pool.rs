@@ -386,3 +386,13 @@ fn a_forger_address_is_moved_to_the_single_lane() {
     assert_eq!(bisections[3], bisections[1]);
     assert_eq!(pool.stats().quarantined_items, 2);
 }
+
+#[test]
+fn after_shutdown_everything_is_shed() {
+    let mut roster = Roster::new(1);
+    let mut pool = inline_pool(&roster, inline_config());
+    let mut ing = pool.ingress().expect("ingress");
+    pool.shutdown();
+    let admits = ing.submit([dg(&roster.seal(0))], Instant::now());
+    assert!(matches!(admits[..], [Admit::Shed(ShedReason::QueueFull)]));
+}
