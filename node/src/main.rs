@@ -37,6 +37,14 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Print a running node's counters and the rumors it delivered (JSON).
+    Stats {
+        #[command(flatten)]
+        at: ControlArg,
+        /// Only deliveries at or after this unix time in ms.
+        #[arg(long, default_value_t = 0)]
+        since_ms: u64,
+    },
     /// Publish a rumor through a running node.
     Publish {
         #[command(flatten)]
@@ -244,6 +252,22 @@ fn dispatch(cmd: Cmd) -> anyhow::Result<()> {
                     );
                 }
             }
+            Ok(())
+        }
+        Cmd::Stats { at, since_ms } => {
+            let Response::Stats {
+                counters,
+                deliveries,
+            } = ask(&at, Request::Stats { since_ms })?
+            else {
+                anyhow::bail!("unexpected reply")
+            };
+            println!(
+                "{}",
+                serde_json::to_string(
+                    &serde_json::json!({ "counters": counters, "deliveries": deliveries })
+                )?
+            );
             Ok(())
         }
         Cmd::Publish { at, text, file } => {
