@@ -17,8 +17,9 @@ command -v perf >/dev/null || die "perf is needed (apt-get install linux-perf)"
 command -v inferno-collapse-perf >/dev/null || die "inferno is needed (cargo install inferno)"
 (cd "$ROOT" && cargo build --release -q -p rumor-bench) || die "build failed"
 EVENT=cycles
-perf stat -e cycles true >/dev/null 2>&1 && perf stat -e cycles true 2>&1 | grep -q "not supported" && EVENT=cpu-clock
-perf stat -e cycles true >/dev/null 2>&1 || EVENT=cpu-clock
+if ! perf stat -e cycles true >/dev/null 2>&1 || perf stat -e cycles true 2>&1 | grep -q "not supported"; then
+  EVENT=cpu-clock
+fi
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 perf record -e "$EVENT" -F 999 -g -o "$WORK/perf.data" -- \
