@@ -811,14 +811,15 @@ impl Core {
         }
     }
 
-    /// Transmissions each broadcast gets: memberlist's limit, or rumors pushed until the end
-    /// (the simulator's unlimited-retransmission mode).
+    /// Transmissions each broadcast gets: memberlist's limit for membership updates; for rumors
+    /// the delivery-target limit, or pushed until the end (the simulator's unlimited mode).
     fn retransmit_limits(&self) -> Limits {
-        let member = self.cfg.retransmit_limit(self.cluster_size());
+        let n = self.cluster_size();
+        let member = self.cfg.retransmit_limit(n);
         let rumor = if self.cfg.unlimited_rumor_retransmit {
             u32::MAX
         } else {
-            member
+            self.cfg.rumor_retransmit_limit(n)
         };
         Limits { member, rumor }
     }
