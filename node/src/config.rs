@@ -89,6 +89,9 @@ pub struct RunOptions {
     /// Control socket path (for `rumor members`, `publish`, `keys`).
     #[arg(long)]
     pub control: Option<PathBuf>,
+    /// Pin io and verify threads to cores (turn off when many nodes share a machine).
+    #[arg(long)]
+    pub pin: Option<bool>,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -149,6 +152,7 @@ pub struct RunConfig {
     pub mtu: usize,
     pub metrics_addr: Option<SocketAddr>,
     pub control: PathBuf,
+    pub pin: bool,
 }
 
 impl RunOptions {
@@ -204,6 +208,7 @@ impl RunOptions {
             verify_threads: self.verify_threads.or(file.verify_threads).unwrap_or(cores),
             mtu: self.mtu.or(file.mtu).unwrap_or(codec::DEFAULT_MTU),
             metrics_addr: self.metrics_addr.or(file.metrics_addr),
+            pin: self.pin.or(file.pin).unwrap_or(true),
         };
         cfg.validate()?;
         Ok(cfg)

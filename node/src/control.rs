@@ -55,18 +55,36 @@ pub struct Delivery {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "reply", rename_all = "kebab-case")]
 pub enum Response {
-    Members { me: u32, members: Vec<MemberView> },
-    Published { origin: u32, seq: u64, at_ms: u64 },
-    Stats { counters: std::collections::BTreeMap<String, u64>, deliveries: Vec<Delivery> },
-    Keys { primary: u32, installed: Vec<u32> },
+    Members {
+        me: u32,
+        members: Vec<MemberView>,
+    },
+    Published {
+        origin: u32,
+        seq: u64,
+        at_ms: u64,
+    },
+    Stats {
+        counters: std::collections::BTreeMap<String, u64>,
+        deliveries: Vec<Delivery>,
+    },
+    Keys {
+        primary: u32,
+        installed: Vec<u32>,
+    },
     Ok,
-    Error { message: String },
+    Error {
+        message: String,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ControlError {
     #[error("control socket {path}: {source}")]
-    Connect { path: String, source: std::io::Error },
+    Connect {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("control socket {path}: {why}")]
     Protocol { path: String, why: String },
 }
@@ -74,16 +92,25 @@ pub enum ControlError {
 /// Sends one request to the node at `path` and returns its response.
 pub fn request(path: &Path, req: &Request, timeout: Duration) -> Result<Response, ControlError> {
     let p = path.display().to_string();
-    let conn = |source| ControlError::Connect { path: p.clone(), source };
+    let conn = |source| ControlError::Connect {
+        path: p.clone(),
+        source,
+    };
     let mut s = UnixStream::connect(path).map_err(conn)?;
     s.set_read_timeout(Some(timeout)).map_err(conn)?;
     s.set_write_timeout(Some(timeout)).map_err(conn)?;
-    let mut line = serde_json::to_string(req).map_err(|e| ControlError::Protocol { path: p.clone(), why: e.to_string() })?;
+    let mut line = serde_json::to_string(req).map_err(|e| ControlError::Protocol {
+        path: p.clone(),
+        why: e.to_string(),
+    })?;
     line.push('\n');
     s.write_all(line.as_bytes()).map_err(conn)?;
     let mut reply = String::new();
     BufReader::new(s).read_line(&mut reply).map_err(conn)?;
-    serde_json::from_str(&reply).map_err(|e| ControlError::Protocol { path: p, why: format!("bad reply: {e}") })
+    serde_json::from_str(&reply).map_err(|e| ControlError::Protocol {
+        path: p,
+        why: format!("bad reply: {e}"),
+    })
 }
 
 #[cfg(test)]
@@ -92,10 +119,22 @@ mod tests {
 
     #[test]
     fn wire_shape_is_stable() {
-        let r = Request::Publish { payload_hex: "ab".into() };
-        assert_eq!(serde_json::to_string(&r).unwrap(), r#"{"cmd":"publish","payload_hex":"ab"}"#);
-        assert_eq!(serde_json::from_str::<Request>(r#"{"cmd":"stats","since_ms":5}"#).unwrap(), Request::Stats { since_ms: 5 });
-        let resp = Response::Published { origin: 1, seq: 2, at_ms: 3 };
+        let r = Request::Publish {
+            payload_hex: "ab".into(),
+        };
+        assert_eq!(
+            serde_json::to_string(&r).unwrap(),
+            r#"{"cmd":"publish","payload_hex":"ab"}"#
+        );
+        assert_eq!(
+            serde_json::from_str::<Request>(r#"{"cmd":"stats","since_ms":5}"#).unwrap(),
+            Request::Stats { since_ms: 5 }
+        );
+        let resp = Response::Published {
+            origin: 1,
+            seq: 2,
+            at_ms: 3,
+        };
         let text = serde_json::to_string(&resp).unwrap();
         assert_eq!(serde_json::from_str::<Response>(&text).unwrap(), resp);
     }

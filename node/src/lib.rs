@@ -5,3 +5,5 @@ pub mod control;
 pub mod core;
 pub mod identity;
 pub mod io;
+pub mod metrics;
+pub mod runtime;

@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 use codec::keyfile::{public_key_from_hex, ClusterKeyFile, SigningKeyFile, SigningRole};
 use codec::{ClusterKey, PublicKey, Roster, RosterMember, SecretKey};
 use rumor::config::{RunConfig, RunOptions};
+use rumor::control::{request, Request, Response};
 use rumor::identity::Identity;
 
 #[global_allocator]
@@ -28,6 +29,28 @@ enum Cmd {
     /// Create, sign or inspect a roster of admitted members.
     #[command(subcommand)]
     Roster(RosterCmd),
+    /// Show a running node's view of the membership.
+    Members {
+        #[command(flatten)]
+        at: ControlArg,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Publish a rumor through a running node.
+    Publish {
+        #[command(flatten)]
+        at: ControlArg,
+        /// The rumor's text.
+        #[arg(conflicts_with = "file", required_unless_present = "file")]
+        text: Option<String>,
+        /// Read the rumor from this file instead.
+        #[arg(long)]
+        file: Option<PathBuf>,
+    },
+    /// Manage a running node's shared-key ring (rotation without restart).
+    #[command(subcommand)]
+    Keys(KeysCmd),
     /// Run a node.
     Run {
         /// TOML file with any of the flags below (flags override it).
@@ -56,6 +79,40 @@ enum Keygen {
         out: PathBuf,
         /// Its id in the key ring (datagram headers carry it).
         #[arg(long, default_value_t = 1)]
+        key_id: u32,
+    },
+}
+
+#[derive(clap::Args)]
+struct ControlArg {
+    /// The node's control socket (its `--control`, by default `<state-dir>/control.sock`).
+    #[arg(long)]
+    control: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum KeysCmd {
+    /// List installed key ids and the primary.
+    List {
+        #[command(flatten)]
+        at: ControlArg,
+    },
+    /// Install a cluster key file into the ring (receivers accept it at once).
+    Install {
+        #[command(flatten)]
+        at: ControlArg,
+        file: PathBuf,
+    },
+    /// Make an installed key the primary (sending) key.
+    Use {
+        #[command(flatten)]
+        at: ControlArg,
+        key_id: u32,
+    },
+    /// Remove a key that is not the primary.
+    Remove {
+        #[command(flatten)]
+        at: ControlArg,
         key_id: u32,
     },
 }
@@ -90,6 +147,12 @@ enum RosterCmd {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     match dispatch(cli.cmd) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -157,6 +220,76 @@ fn dispatch(cmd: Cmd) -> anyhow::Result<()> {
             ClusterKeyFile::write(&out, key_id, &ClusterKey::generate(&mut rand::rngs::OsRng))?;
             Ok(())
         }
+        Cmd::Members { at, json } => {
+            let Response::Members { me, members } = ask(&at, Request::Members)? else {
+                anyhow::bail!("unexpected reply")
+            };
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(
+                        &serde_json::json!({ "me": me, "members": members })
+                    )?
+                );
+            } else {
+                println!("{:>6}  {:<8} {:>20}  addr", "id", "state", "incarnation");
+                for m in members {
+                    let mark = if m.id == me { "*" } else { "" };
+                    println!(
+                        "{:>6}{mark:1} {:<8} {:>20}  {}",
+                        m.id,
+                        m.state,
+                        m.incarnation,
+                        m.addr.unwrap_or_default()
+                    );
+                }
+            }
+            Ok(())
+        }
+        Cmd::Publish { at, text, file } => {
+            let payload = match (text, file) {
+                (Some(t), _) => t.into_bytes(),
+                (None, Some(f)) => {
+                    std::fs::read(&f).with_context(|| format!("rumor file {}", f.display()))?
+                }
+                (None, None) => anyhow::bail!("give the rumor's text or --file"),
+            };
+            let Response::Published { origin, seq, .. } = ask(
+                &at,
+                Request::Publish {
+                    payload_hex: hex::encode(payload),
+                },
+            )?
+            else {
+                anyhow::bail!("unexpected reply")
+            };
+            println!("published rumor {origin}/{seq}");
+            Ok(())
+        }
+        Cmd::Keys(k) => {
+            let (at, req) = match k {
+                KeysCmd::List { at } => (at, Request::KeysList),
+                KeysCmd::Install { at, file } => {
+                    let abs = std::fs::canonicalize(&file)
+                        .with_context(|| format!("key file {}", file.display()))?;
+                    (
+                        at,
+                        Request::KeysInstall {
+                            path: abs.display().to_string(),
+                        },
+                    )
+                }
+                KeysCmd::Use { at, key_id } => (at, Request::KeysUse { key_id }),
+                KeysCmd::Remove { at, key_id } => (at, Request::KeysRemove { key_id }),
+            };
+            match ask(&at, req)? {
+                Response::Keys { primary, installed } => {
+                    println!("primary {primary}; installed {installed:?}")
+                }
+                _ => println!("ok"),
+            }
+            Ok(())
+        }
         Cmd::Run { config, opts } => {
             let file = match &config {
                 Some(p) => RunOptions::from_file(p)?,
@@ -215,10 +348,13 @@ fn run(cfg: RunConfig) -> anyhow::Result<()> {
         .duration_since(std::time::UNIX_EPOCH)?
         .as_secs();
     let id = Identity::load(&cfg, now)?;
-    anyhow::bail!(
-        "the node runtime is not built yet: member {} of {} loaded (epoch {}), nothing to run",
-        id.member,
-        id.roster.len(),
-        id.epoch.current()
-    )
+    rumor::runtime::run(cfg, id)
+}
+
+/// One control request; a node-side error becomes this command's error.
+fn ask(at: &ControlArg, req: Request) -> anyhow::Result<Response> {
+    match request(&at.control, &req, std::time::Duration::from_secs(5))? {
+        Response::Error { message } => anyhow::bail!("{message}"),
+        r => Ok(r),
+    }
 }

@@ -435,6 +435,12 @@ impl Core {
         self.awareness.score()
     }
 
+    /// Whether a rumor is already known here (ours, or delivered before): the driver skips
+    /// verifying the origin signature of rumors the core would drop as duplicates anyway.
+    pub fn knows_rumor(&self, origin: MemberId, seq: u64) -> bool {
+        origin == self.id || self.rumors.seen(origin, seq)
+    }
+
     pub fn has_stopped(&self) -> bool {
         self.stopped
     }

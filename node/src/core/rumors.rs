@@ -25,6 +25,13 @@ pub(crate) struct RumorLog {
 }
 
 impl RumorLog {
+    /// Whether `(origin, seq)` was already recorded (or is too old to tell, which counts as seen).
+    pub fn seen(&self, origin: MemberId, seq: u64) -> bool {
+        self.origins.get(&origin).is_some_and(|w| {
+            seq < w.base || (seq - w.base < WINDOW && w.bits & (1u128 << (seq - w.base)) != 0)
+        })
+    }
+
     /// Records `(origin, seq)`; returns whether it is new.
     pub fn observe(&mut self, origin: MemberId, seq: u64) -> bool {
         // The first rumor heard from an origin may overtake older ones still in flight: leave
@@ -51,6 +58,17 @@ impl RumorLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn seen_agrees_with_observe() {
+        let mut log = RumorLog::default();
+        for seq in [500, 3, 700, 499, 10_000, 9_990] {
+            let before = log.seen(7, seq);
+            assert_eq!(log.observe(7, seq), !before, "seq {seq}");
+            assert!(log.seen(7, seq));
+        }
+        assert!(!log.seen(8, 1));
+    }
 
     #[test]
     fn once_in_any_order_within_window() {

@@ -37,14 +37,30 @@ impl MmsgRx {
         let mut carver = Carver::new(buf_size);
         let slots = (0..BATCH).map(|_| carver.carve()).collect();
         // SAFETY: all-zero is a valid value of these plain C structs.
-        let (names, iovs, hdrs) = unsafe { (vec![std::mem::zeroed(); BATCH], vec![std::mem::zeroed(); BATCH], vec![std::mem::zeroed(); BATCH]) };
-        MmsgRx { sock, carver, slots, names, iovs, hdrs, wait: None, truncated: 0 }
+        let (names, iovs, hdrs) = unsafe {
+            (
+                vec![std::mem::zeroed(); BATCH],
+                vec![std::mem::zeroed(); BATCH],
+                vec![std::mem::zeroed(); BATCH],
+            )
+        };
+        MmsgRx {
+            sock,
+            carver,
+            slots,
+            names,
+            iovs,
+            hdrs,
+            wait: None,
+            truncated: 0,
+        }
     }
 
     fn set_wait(&mut self, wait: Duration) -> std::io::Result<()> {
         if self.wait != Some(wait) {
             // A zero timeout means "block forever" to the kernel: never ask for that.
-            self.sock.set_read_timeout(Some(wait.max(Duration::from_micros(1))))?;
+            self.sock
+                .set_read_timeout(Some(wait.max(Duration::from_micros(1))))?;
             self.wait = Some(wait);
         }
         Ok(())
@@ -56,7 +72,10 @@ impl Receiver for MmsgRx {
         self.set_wait(wait)?;
         for i in 0..BATCH {
             let slot = &mut self.slots[i];
-            self.iovs[i] = libc::iovec { iov_base: slot.spare_capacity_mut().as_mut_ptr().cast(), iov_len: slot.capacity() - slot.len() };
+            self.iovs[i] = libc::iovec {
+                iov_base: slot.spare_capacity_mut().as_mut_ptr().cast(),
+                iov_len: slot.capacity() - slot.len(),
+            };
             let h = &mut self.hdrs[i].msg_hdr;
             h.msg_name = (&mut self.names[i] as *mut libc::sockaddr_storage).cast();
             h.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
@@ -68,11 +87,21 @@ impl Receiver for MmsgRx {
         }
         // SAFETY: every header points at a live iovec over its slot's spare capacity and at a
         // live sockaddr_storage, all owned by `self` and not moved during the call.
-        let n = unsafe { libc::recvmmsg(self.sock.as_raw_fd(), self.hdrs.as_mut_ptr(), BATCH as u32, libc::MSG_WAITFORONE, std::ptr::null_mut()) };
+        let n = unsafe {
+            libc::recvmmsg(
+                self.sock.as_raw_fd(),
+                self.hdrs.as_mut_ptr(),
+                BATCH as u32,
+                libc::MSG_WAITFORONE,
+                std::ptr::null_mut(),
+            )
+        };
         if n < 0 {
             let e = std::io::Error::last_os_error();
             return match e.kind() {
-                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut | std::io::ErrorKind::Interrupted => Ok(0),
+                std::io::ErrorKind::WouldBlock
+                | std::io::ErrorKind::TimedOut
+                | std::io::ErrorKind::Interrupted => Ok(0),
                 _ => Err(e),
             };
         }
@@ -81,7 +110,9 @@ impl Receiver for MmsgRx {
         for i in 0..n {
             let len = self.hdrs[i].msg_len as usize;
             let trunc = self.hdrs[i].msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
-            let Some(from) = sockaddr(&self.names[i]) else { continue };
+            let Some(from) = sockaddr(&self.names[i]) else {
+                continue;
+            };
             if trunc || len >= self.carver.slot_size() {
                 self.truncated += 1;
                 continue;
@@ -112,12 +143,20 @@ pub(crate) fn sockaddr(ss: &libc::sockaddr_storage) -> Option<SocketAddr> {
             // SAFETY: the family says this storage holds a sockaddr_in, which it is large and
             // aligned enough for.
             let a = unsafe { &*(ss as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
-            Some(SocketAddr::V4(SocketAddrV4::new(u32::from_be(a.sin_addr.s_addr).into(), u16::from_be(a.sin_port))))
+            Some(SocketAddr::V4(SocketAddrV4::new(
+                u32::from_be(a.sin_addr.s_addr).into(),
+                u16::from_be(a.sin_port),
+            )))
         }
         libc::AF_INET6 => {
             // SAFETY: as above, for sockaddr_in6.
             let a = unsafe { &*(ss as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
-            Some(SocketAddr::V6(SocketAddrV6::new(a.sin6_addr.s6_addr.into(), u16::from_be(a.sin6_port), a.sin6_flowinfo, a.sin6_scope_id)))
+            Some(SocketAddr::V6(SocketAddrV6::new(
+                a.sin6_addr.s6_addr.into(),
+                u16::from_be(a.sin6_port),
+                a.sin6_flowinfo,
+                a.sin6_scope_id,
+            )))
         }
         _ => None,
     }
@@ -151,6 +190,9 @@ mod tests {
         r.recv_batch(&mut out, Duration::from_millis(100)).unwrap();
         assert_eq!(r.truncated(), 1);
         // an idle socket returns after the wait, with nothing
-        assert_eq!(r.recv_batch(&mut out, Duration::from_millis(20)).unwrap(), 0);
+        assert_eq!(
+            r.recv_batch(&mut out, Duration::from_millis(20)).unwrap(),
+            0
+        );
     }
 }

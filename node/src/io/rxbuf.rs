@@ -17,7 +17,10 @@ pub struct Carver {
 
 impl Carver {
     pub fn new(slot: usize) -> Carver {
-        Carver { slot, region: BytesMut::new() }
+        Carver {
+            slot,
+            region: BytesMut::new(),
+        }
     }
 
     pub fn slot_size(&self) -> usize {

@@ -23,7 +23,10 @@ pub enum BindError {
     #[error("{addr} is already in use")]
     InUse { addr: SocketAddr },
     #[error("cannot bind {addr}: {source}")]
-    Io { addr: SocketAddr, source: std::io::Error },
+    Io {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 /// Holds the exclusive claim on an address for the life of the process's sockets.
@@ -34,12 +37,19 @@ pub struct PortLock {
 
 /// Binds `threads` reuse-port sockets on `addr` (port 0: the kernel picks one port for all).
 /// Returns the sockets, the bound address and the lock that must outlive them.
-pub fn bind_group(addr: SocketAddr, threads: usize) -> Result<(Vec<UdpSocket>, SocketAddr, PortLock), BindError> {
+pub fn bind_group(
+    addr: SocketAddr,
+    threads: usize,
+) -> Result<(Vec<UdpSocket>, SocketAddr, PortLock), BindError> {
     let io = |source| BindError::Io { addr, source };
     // Probe without SO_REUSEPORT: fails if anything else holds the port.
     let probe = new_socket(addr, false).map_err(io)?;
     probe.bind(&addr.into()).map_err(|e| in_use_or(addr, e))?;
-    let bound = probe.local_addr().map_err(io)?.as_socket().ok_or_else(|| io(std::io::Error::other("not an inet socket")))?;
+    let bound = probe
+        .local_addr()
+        .map_err(io)?
+        .as_socket()
+        .ok_or_else(|| io(std::io::Error::other("not an inet socket")))?;
     let lock = lock_port(bound)?;
     drop(probe);
     let mut socks = Vec::with_capacity(threads);
@@ -61,7 +71,8 @@ fn in_use_or(addr: SocketAddr, e: std::io::Error) -> BindError {
 
 fn lock_port(addr: SocketAddr) -> Result<PortLock, BindError> {
     let name = format!("rumor-port-{addr}");
-    let sa = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).map_err(|source| BindError::Io { addr, source })?;
+    let sa = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())
+        .map_err(|source| BindError::Io { addr, source })?;
     let lock = UnixDatagram::bind_addr(&sa).map_err(|e| in_use_or(addr, e))?;
     Ok(PortLock { _lock: lock })
 }
@@ -100,7 +111,10 @@ mod tests {
         assert!(matches!(bind_group(bound, 2), Err(BindError::InUse { .. })));
         // a plain program on a port also makes us fail
         let other = UdpSocket::bind("127.0.0.1:0").unwrap();
-        assert!(matches!(bind_group(other.local_addr().unwrap(), 1), Err(BindError::InUse { .. })));
+        assert!(matches!(
+            bind_group(other.local_addr().unwrap(), 1),
+            Err(BindError::InUse { .. })
+        ));
     }
 
     #[test]

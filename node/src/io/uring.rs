@@ -38,8 +38,11 @@ struct RingMem {
 
 impl RingMem {
     fn new(entries: u16) -> std::io::Result<RingMem> {
-        let layout = Layout::from_size_align(usize::from(entries) * std::mem::size_of::<BufRingEntry>(), 4096)
-            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        let layout = Layout::from_size_align(
+            usize::from(entries) * std::mem::size_of::<BufRingEntry>(),
+            4096,
+        )
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
         // SAFETY: non-zero size, valid alignment.
         let ptr = unsafe { alloc_zeroed(layout) }.cast::<BufRingEntry>();
         if ptr.is_null() {
@@ -79,17 +82,33 @@ impl UringRx {
     /// Sets up the ring, registers the buffers and arms the receive. Fails if this kernel or
     /// policy does not allow io_uring, provided buffer rings or multishot recvmsg.
     pub fn new(sock: UdpSocket, buf_size: usize) -> std::io::Result<UringRx> {
-        let ring = IoUring::builder().setup_single_issuer().build(256)?;
+        // Not SINGLE_ISSUER: the ring is set up on the main thread (to fall back to recvmmsg before
+        // any thread starts) and then used by its io thread.
+        let ring = IoUring::builder().build(256)?;
         let mem = RingMem::new(RING_BUFFERS)?;
         // SAFETY: `mem` holds RING_BUFFERS page-aligned entries and outlives the registration
         // (unregistered in Drop before `mem` is freed).
-        unsafe { ring.submitter().register_buf_ring_with_flags(mem.ptr as u64, RING_BUFFERS, BGID, 0)? };
+        unsafe {
+            ring.submitter()
+                .register_buf_ring_with_flags(mem.ptr as u64, RING_BUFFERS, BGID, 0)?
+        };
         // SAFETY: all-zero is a valid msghdr; we set the two lengths the kernel reads.
         let mut msghdr: Box<libc::msghdr> = Box::new(unsafe { std::mem::zeroed() });
         msghdr.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
         let mut carver = Carver::new(buf_size + OUT_HEADER + msghdr.msg_namelen as usize);
         let slots = (0..RING_BUFFERS).map(|_| carver.carve()).collect();
-        let mut rx = UringRx { ring, mem, sock, carver, slots, tail: 0, msghdr, armed: false, truncated: 0, rearms: 0 };
+        let mut rx = UringRx {
+            ring,
+            mem,
+            sock,
+            carver,
+            slots,
+            tail: 0,
+            msghdr,
+            armed: false,
+            truncated: 0,
+            rearms: 0,
+        };
         for bid in 0..RING_BUFFERS {
             rx.publish(bid);
         }
@@ -119,14 +138,20 @@ impl UringRx {
     fn commit_tail(&self) {
         // SAFETY: the tail field lives in the first entry of our ring memory; the kernel reads
         // it with acquire semantics, so a release store publishes the entries written before.
-        unsafe { (*BufRingEntry::tail(self.mem.ptr).cast::<AtomicU16>()).store(self.tail, Ordering::Release) };
+        unsafe {
+            (*BufRingEntry::tail(self.mem.ptr).cast::<AtomicU16>())
+                .store(self.tail, Ordering::Release)
+        };
     }
 
     fn arm(&mut self) -> std::io::Result<()> {
-        let sqe = opcode::RecvMsgMulti::new(types::Fd(self.sock.as_raw_fd()), &*self.msghdr, BGID).build().user_data(RECV_TAG);
+        let sqe = opcode::RecvMsgMulti::new(types::Fd(self.sock.as_raw_fd()), &*self.msghdr, BGID)
+            .build()
+            .user_data(RECV_TAG);
         // SAFETY: the msghdr and the socket live in `self`, which outlives the operation (the
         // ring is dropped first).
-        unsafe { self.ring.submission().push(&sqe) }.map_err(|_| std::io::Error::other("submission queue full"))?;
+        unsafe { self.ring.submission().push(&sqe) }
+            .map_err(|_| std::io::Error::other("submission queue full"))?;
         self.armed = true;
         Ok(())
     }
@@ -143,13 +168,19 @@ impl Receiver for UringRx {
             let args = SubmitArgs::new().timespec(&ts);
             match self.ring.submitter().submit_with_args(1, &args) {
                 Ok(_) => {}
-                Err(e) if e.raw_os_error() == Some(libc::ETIME) || e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e)
+                    if e.raw_os_error() == Some(libc::ETIME)
+                        || e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
         }
         let mut got = 0;
         let mut refilled = Vec::new();
-        let cq: Vec<(i32, u32)> = self.ring.completion().map(|c| (c.result(), c.flags())).collect();
+        let cq: Vec<(i32, u32)> = self
+            .ring
+            .completion()
+            .map(|c| (c.result(), c.flags()))
+            .collect();
         for (res, flags) in cq {
             if !cqueue::more(flags) {
                 self.armed = false;
@@ -160,7 +191,9 @@ impl Receiver for UringRx {
                 }
                 return Err(std::io::Error::from_raw_os_error(-res));
             }
-            let Some(bid) = cqueue::buffer_select(flags) else { continue };
+            let Some(bid) = cqueue::buffer_select(flags) else {
+                continue;
+            };
             if usize::from(bid) >= self.slots.len() {
                 continue;
             }
@@ -172,7 +205,9 @@ impl Receiver for UringRx {
             }
             // SAFETY: the kernel wrote `len` bytes into this buffer's spare capacity.
             unsafe { buf.set_len(len) };
-            let Ok(m) = RecvMsgOut::parse(&buf, &self.msghdr) else { continue };
+            let Ok(m) = RecvMsgOut::parse(&buf, &self.msghdr) else {
+                continue;
+            };
             if m.is_payload_truncated() || m.is_name_data_truncated() {
                 self.truncated += 1;
                 continue;
@@ -182,15 +217,25 @@ impl Receiver for UringRx {
             // not truncated) at the start of the name area.
             let from = {
                 let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-                let n = name.len().min(std::mem::size_of::<libc::sockaddr_storage>());
+                let n = name
+                    .len()
+                    .min(std::mem::size_of::<libc::sockaddr_storage>());
                 // SAFETY: copying n ≤ size_of(storage) bytes into the local storage.
-                unsafe { std::ptr::copy_nonoverlapping(name.as_ptr(), (&mut ss as *mut libc::sockaddr_storage).cast::<u8>(), n) };
+                unsafe {
+                    std::ptr::copy_nonoverlapping(
+                        name.as_ptr(),
+                        (&mut ss as *mut libc::sockaddr_storage).cast::<u8>(),
+                        n,
+                    )
+                };
                 sockaddr(&ss)
             };
             let Some(from) = from else { continue };
             buf.advance(OUT_HEADER + self.msghdr.msg_namelen as usize);
             buf.truncate(payload_len);
-            if payload_len + 1 >= self.carver.slot_size() - OUT_HEADER - self.msghdr.msg_namelen as usize {
+            if payload_len + 1
+                >= self.carver.slot_size() - OUT_HEADER - self.msghdr.msg_namelen as usize
+            {
                 self.truncated += 1;
                 continue;
             }
@@ -257,6 +302,9 @@ mod tests {
         tx.send_to(&[1; 300], addr).unwrap();
         r.recv_batch(&mut out, Duration::from_millis(100)).unwrap();
         assert_eq!(r.truncated(), 1);
-        assert_eq!(r.recv_batch(&mut out, Duration::from_millis(20)).unwrap(), 0);
+        assert_eq!(
+            r.recv_batch(&mut out, Duration::from_millis(20)).unwrap(),
+            0
+        );
     }
 }

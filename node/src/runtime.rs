@@ -1,0 +1,651 @@
+//! The running node: io threads receive and make the cheap checks (the pool's ingress), the
+//! verification pool authenticates, and one core thread owns the protocol state, applies what
+//! was verified, and seals and sends what the core decides (DESIGN.md, "Data path").
+//!
+//! ```text
+//! io thread × N ──Ingress::submit──▶ verify pool ──verdict batches──▶ core thread ──send_to──▶ peers
+//!                                                   control socket ──▶ (requests, replies)
+//! ```
+//! Concurrency: the core thread is the single owner of `Core`, the sealer and the anti-replay
+//! windows; io threads own their receivers; counters are shared atomics (`metrics.rs`).
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixListener;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use bytes::Bytes;
+use codec::keyfile::ClusterKeyFile;
+use codec::{
+    ed25519, HopKeys, MemberId, MemberState, Message, Packet, ReplayConfig, ReplayGuard, SealError,
+    Sealer,
+};
+use crossbeam::channel::{self, Receiver as ChanRx, Sender as ChanTx};
+use verify_pool::{Admit, KeySource, Outcome, Output, Pool, PoolConfig, ShedReason};
+
+use crate::config::{IoMode, RunConfig};
+use crate::control::{Delivery, MemberView, Request, Response, MAX_REQUEST};
+use crate::core::{Action, Boot, Config as CoreConfig, Core, Millis, Roster as AddressBook};
+use crate::identity::Identity;
+use crate::io::{self, mmsg::MmsgRx, socket, uring::UringRx, Receiver};
+use crate::metrics::Metrics;
+
+/// Longest an idle thread sleeps in the kernel before looking at the stop flag.
+const IDLE_WAIT: Duration = Duration::from_millis(100);
+/// Deliveries remembered for `Stats` requests (a benchmark reads them back).
+const DELIVERIES_KEPT: usize = 1 << 16;
+/// How often gauges and pool counters are copied into the metrics.
+const GAUGE_PERIOD: Duration = Duration::from_millis(250);
+/// After a leave, time to let the Left statement go out before exiting.
+const LEAVE_GRACE: Duration = Duration::from_millis(600);
+
+type ControlMsg = (Request, ChanTx<Response>);
+
+/// The roster's keys for the pool (only admitted keys are on it).
+struct RosterKeys(Arc<codec::Roster>);
+
+impl KeySource for RosterKeys {
+    fn key_bytes(&self, member: MemberId) -> Option<[u8; ed25519::PUBLIC_KEY_LEN]> {
+        codec::MemberKeys::public_key(&*self.0, member).map(|k| k.to_bytes())
+    }
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Builds the receivers for the io threads, choosing io_uring or recvmmsg.
+fn receivers(
+    mode: IoMode,
+    socks: Vec<UdpSocket>,
+    buf: usize,
+) -> anyhow::Result<Vec<Box<dyn Receiver + Send>>> {
+    let mut out: Vec<Box<dyn Receiver + Send>> = Vec::with_capacity(socks.len());
+    let mut use_uring = mode != IoMode::Mmsg;
+    for s in socks {
+        if use_uring {
+            match UringRx::new(s.try_clone().context("cloning socket")?, buf) {
+                Ok(r) => {
+                    out.push(Box::new(r));
+                    continue;
+                }
+                Err(e) if mode == IoMode::Uring => {
+                    anyhow::bail!("--io uring: io_uring cannot be set up here: {e}")
+                }
+                Err(e) => {
+                    tracing::warn!("io_uring unavailable ({e}); using recvmmsg");
+                    use_uring = false;
+                }
+            }
+        }
+        out.push(Box::new(MmsgRx::new(s, buf)));
+    }
+    Ok(out)
+}
+
+/// Runs a node until SIGINT/SIGTERM or a `Leave` request; then leaves the cluster and returns.
+pub fn run(cfg: RunConfig, mut id: Identity) -> anyhow::Result<()> {
+    let metrics = Arc::new(Metrics::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&stop))
+            .context("installing signal handlers")?;
+    }
+    let (socks, bound, _port_lock) = socket::bind_group(cfg.bind, cfg.io_threads)?;
+    let send_sock = socks[0].try_clone().context("cloning the send socket")?;
+    let rxs = receivers(cfg.io, socks, io::buffer_size(cfg.mtu))?;
+    let tag = id.roster.cluster_tag();
+    let pool_cfg = PoolConfig {
+        suite: id.suite,
+        cluster_tag: tag,
+        ring: id.ring.clone(),
+        workers: cfg.verify_threads,
+        pin: cfg.pin,
+        ..PoolConfig::default()
+    };
+    let (mut pool, verdicts) = Pool::start(pool_cfg, Arc::new(RosterKeys(Arc::clone(&id.roster))))
+        .context("starting the verification pool")?;
+
+    let cores = if cfg.pin {
+        core_affinity::get_core_ids().unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    let mut io_threads = Vec::new();
+    for (i, rx) in rxs.into_iter().enumerate() {
+        let ingress = pool.ingress()?;
+        let (m, s) = (Arc::clone(&metrics), Arc::clone(&stop));
+        let core = cores.get(i % cores.len().max(1)).copied();
+        io_threads.push(
+            std::thread::Builder::new()
+                .name(format!("io-{i}"))
+                .spawn(move || {
+                    if let Some(c) = core {
+                        core_affinity::set_for_current(c);
+                    }
+                    io_loop(rx, ingress, &m, &s);
+                })?,
+        );
+    }
+    let (ctl_tx, ctl_rx) = channel::bounded::<ControlMsg>(64);
+    serve_control(&cfg.control, ctl_tx)?;
+    if let Some(addr) = cfg.metrics_addr {
+        serve_metrics(addr, Arc::clone(&metrics))?;
+    }
+    tracing::info!(member = id.member, %bound, suite = %id.suite, epoch = id.epoch.current(), io = ?cfg.io, "node running");
+
+    let result = CoreLoop::new(&cfg, &mut id, bound, send_sock, Arc::clone(&metrics))
+        .and_then(|mut c| c.run(&verdicts, &ctl_rx, &stop, &pool, &mut id.epoch));
+    stop.store(true, Ordering::Relaxed);
+    for t in io_threads {
+        let _ = t.join();
+    }
+    pool.shutdown();
+    let _ = std::fs::remove_file(&cfg.control);
+    result
+}
+
+fn io_loop(
+    mut rx: Box<dyn Receiver + Send>,
+    mut ingress: verify_pool::Ingress,
+    m: &Metrics,
+    stop: &AtomicBool,
+) {
+    let mut batch = Vec::with_capacity(io::mmsg::BATCH);
+    let mut truncated = 0;
+    while !stop.load(Ordering::Relaxed) {
+        batch.clear();
+        if let Err(e) = rx.recv_batch(&mut batch, IDLE_WAIT) {
+            tracing::error!("receive on {} failed: {e}", rx.name());
+            std::thread::sleep(IDLE_WAIT);
+            continue;
+        }
+        if rx.truncated() != truncated {
+            Metrics::add(&m.drop_truncated, rx.truncated() - truncated);
+            truncated = rx.truncated();
+        }
+        if batch.is_empty() {
+            continue;
+        }
+        Metrics::add(&m.datagrams_in, batch.len() as u64);
+        Metrics::add(&m.bytes_in, batch.iter().map(|d| d.buf.len() as u64).sum());
+        let admits = ingress.submit(
+            batch.drain(..).map(|d| verify_pool::Datagram {
+                buf: d.buf,
+                origin: Some(d.from.ip()),
+            }),
+            Instant::now(),
+        );
+        // A byte-identical copy of a datagram already verified is a replay.
+        let dups = admits
+            .iter()
+            .filter(|a| matches!(a, Admit::Duplicate(_)))
+            .count();
+        Metrics::add(&m.drop_replay, dups as u64);
+    }
+}
+
+/// The core thread's state.
+struct CoreLoop {
+    core: Core,
+    sealer: Sealer,
+    replay: ReplayGuard,
+    sock: UdpSocket,
+    metrics: Arc<Metrics>,
+    roster: Arc<codec::Roster>,
+    ring: Option<codec::SharedKeyRing>,
+    tag: u32,
+    mtu: usize,
+    signs_origin: bool,
+    deliveries: VecDeque<Delivery>,
+    leaving: Option<Instant>,
+}
+
+impl CoreLoop {
+    fn new(
+        cfg: &RunConfig,
+        id: &mut Identity,
+        bound: SocketAddr,
+        sock: UdpSocket,
+        metrics: Arc<Metrics>,
+    ) -> anyhow::Result<CoreLoop> {
+        let tag = id.roster.cluster_tag();
+        let book = Arc::new(AddressBook::new(
+            id.roster.members().map(|m| (m.id, m.addr)),
+        ));
+        let ccfg = CoreConfig {
+            suite: id.suite,
+            cluster_tag: tag,
+            mtu: cfg.mtu,
+            probe_interval: cfg.probe_interval,
+            gossip_interval: cfg.gossip_interval,
+            fanout: cfg.fanout,
+            retransmit_mult: cfg.retransmit_mult,
+            suspicion_mult: cfg.suspicion_mult,
+            ..CoreConfig::default()
+        };
+        let epoch = id.epoch.current();
+        let mut boot = Boot::from_epoch(id.member, epoch, rand::random());
+        boot.signer = id.suite.signs_origin().then(|| Arc::clone(&id.secret));
+        boot.advertise = Some(bound);
+        let now = unix_ms();
+        let mut core = Core::new(ccfg, Arc::clone(&book), boot, Millis(now))?;
+        let seeds: Vec<MemberId> = cfg
+            .seeds
+            .iter()
+            .filter_map(|a| book.id_at_addr(*a))
+            .filter(|s| *s != id.member)
+            .collect();
+        if seeds.len() < cfg.seeds.iter().filter(|a| **a != bound).count() {
+            tracing::warn!("some --seeds are not roster addresses and were ignored");
+        }
+        core.join(Millis(now), &seeds);
+        let hop = match id.suite.hop() {
+            codec::suite::HopAuth::None => HopKeys::None,
+            codec::suite::HopAuth::Signature => HopKeys::Signer(Arc::clone(&id.secret)),
+            _ => HopKeys::Ring(id.ring.clone().context("this suite needs --cluster-key")?),
+        };
+        let sealer = Sealer::new(id.suite, tag, id.member, epoch, hop, &mut rand::rngs::OsRng)?;
+        Ok(CoreLoop {
+            core,
+            sealer,
+            replay: ReplayGuard::new(ReplayConfig::default(), now),
+            sock,
+            metrics,
+            roster: Arc::clone(&id.roster),
+            ring: id.ring.clone(),
+            tag,
+            mtu: cfg.mtu,
+            signs_origin: id.suite.signs_origin(),
+            deliveries: VecDeque::new(),
+            leaving: None,
+        })
+    }
+
+    fn run(
+        &mut self,
+        verdicts: &ChanRx<Vec<Output>>,
+        ctl: &ChanRx<ControlMsg>,
+        stop: &AtomicBool,
+        pool: &Pool,
+        epochs: &mut codec::epoch::EpochStore,
+    ) -> anyhow::Result<()> {
+        let mut gauges_at = Instant::now();
+        loop {
+            let now = unix_ms();
+            if stop.load(Ordering::Relaxed) && self.leaving.is_none() {
+                tracing::info!("leaving the cluster");
+                self.core.leave(Millis(now));
+                self.leaving = Some(Instant::now());
+            }
+            if self.leaving.is_some_and(|t| t.elapsed() >= LEAVE_GRACE) {
+                return Ok(());
+            }
+            let wait = self
+                .core
+                .poll_timeout()
+                .map_or(IDLE_WAIT, |t| {
+                    Duration::from_millis(t.0.saturating_sub(now))
+                })
+                .min(IDLE_WAIT);
+            channel::select! {
+                recv(verdicts) -> b => if let Ok(b) = b { self.apply(b) },
+                recv(ctl) -> r => if let Ok((req, reply)) = r { let _ = reply.send(self.control(req)); },
+                default(wait) => {}
+            }
+            let now = unix_ms();
+            if self.core.poll_timeout().is_some_and(|t| t.0 <= now) {
+                self.core.handle_timeout(Millis(now));
+            }
+            self.flush(now, epochs)?;
+            if gauges_at.elapsed() >= GAUGE_PERIOD {
+                self.gauges(pool);
+                gauges_at = Instant::now();
+            }
+        }
+    }
+
+    /// Applies verified datagrams: anti-replay commit, decode, origin signatures, the core.
+    fn apply(&mut self, batch: Vec<Output>) {
+        let m = Arc::clone(&self.metrics);
+        for out in batch {
+            let v = match out.outcome {
+                Outcome::Verified(v) => v,
+                Outcome::Duplicate(_) => {
+                    Metrics::add(&m.drop_replay, 1);
+                    continue;
+                }
+                Outcome::Rejected(_) => {
+                    Metrics::add(&m.drop_auth, 1);
+                    continue;
+                }
+            };
+            let now = unix_ms();
+            if self.replay.commit(now, &v).is_err() {
+                Metrics::add(&m.drop_replay, 1);
+                continue;
+            }
+            let sender = v.header().sender;
+            let Ok(mut msgs) = v.decode_messages() else {
+                Metrics::add(&m.drop_bad_body, 1);
+                continue;
+            };
+            if self.signs_origin {
+                msgs.retain(|msg| self.origin_ok(msg));
+            }
+            Metrics::add(&m.accepted, 1);
+            self.core.handle_datagram(Millis(now), sender, msgs);
+        }
+    }
+
+    /// End-to-end check of a rumor's origin signature, paid once per unique rumor: rumors the
+    /// core already knows are passed through (it drops them as duplicates without looking).
+    fn origin_ok(&self, msg: &Message) -> bool {
+        let Message::Rumor(r) = msg else { return true };
+        if self.core.knows_rumor(r.origin, r.seq) {
+            return true;
+        }
+        Metrics::add(&self.metrics.origin_verifications, 1);
+        let ok = match (
+            r.signature,
+            codec::MemberKeys::public_key(&*self.roster, r.origin),
+        ) {
+            (Some(sig), Some(key)) => {
+                ed25519::verify(key, &r.signing_input(self.tag), &sig).is_ok()
+            }
+            _ => false,
+        };
+        if !ok {
+            Metrics::add(&self.metrics.drop_bad_origin_signature, 1);
+        }
+        ok
+    }
+
+    /// Carries out the core's actions: seal and send, deliver, log membership changes.
+    fn flush(&mut self, now: u64, epochs: &mut codec::epoch::EpochStore) -> anyhow::Result<()> {
+        let m = Arc::clone(&self.metrics);
+        while let Some(a) = self.core.poll_action() {
+            match a {
+                Action::Send { to, messages } => {
+                    let Some(addr) = self.core.addr_of(to) else {
+                        Metrics::add(&m.send_errors, 1);
+                        continue;
+                    };
+                    for d in self.seal(now, &messages, epochs)? {
+                        match self.sock.send_to(&d, addr) {
+                            Ok(n) => {
+                                Metrics::add(&m.datagrams_out, 1);
+                                Metrics::add(&m.bytes_out, n as u64);
+                            }
+                            Err(_) => Metrics::add(&m.send_errors, 1),
+                        }
+                    }
+                }
+                Action::Deliver(r) => {
+                    Metrics::add(&m.rumors_delivered, 1);
+                    Metrics::add(&m.dissemination_ms_sum, now.saturating_sub(r.timestamp_ms));
+                    self.record(r.origin, r.seq, now);
+                }
+                Action::MemberChanged {
+                    id,
+                    state,
+                    incarnation,
+                    ..
+                } => {
+                    tracing::info!(member = id, ?state, incarnation, "member changed");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Packs `messages` (the core already sized them for one datagram) and seals them; starts a
+    /// new epoch if this one's counter is exhausted.
+    fn seal(
+        &mut self,
+        now: u64,
+        messages: &[Message],
+        epochs: &mut codec::epoch::EpochStore,
+    ) -> anyhow::Result<Vec<Bytes>> {
+        let mut out = Vec::new();
+        let mut p = Packet::new(self.sealer.suite(), self.mtu)?;
+        for msg in messages {
+            if !p.push(msg)? {
+                out.push(std::mem::replace(
+                    &mut p,
+                    Packet::new(self.sealer.suite(), self.mtu)?,
+                ));
+                if !p.push(msg)? {
+                    tracing::warn!("a message larger than the MTU was dropped");
+                }
+            }
+        }
+        if !p.is_empty() {
+            out.push(p);
+        }
+        let mut sealed = Vec::with_capacity(out.len());
+        for p in out {
+            let d = match self.sealer.seal(now, p) {
+                Err(SealError::CounterExhausted) => {
+                    let e = epochs.advance(now / 1000)?;
+                    self.sealer.start_epoch(e, &mut rand::rngs::OsRng);
+                    // The packet was consumed; rebuilding costs less than the rarity of this path.
+                    anyhow::bail!(
+                        "datagram counter exhausted; new epoch {e} started, one datagram dropped"
+                    )
+                }
+                r => r?,
+            };
+            sealed.push(d);
+        }
+        Ok(sealed)
+    }
+
+    fn record(&mut self, origin: MemberId, seq: u64, at_ms: u64) {
+        if self.deliveries.len() == DELIVERIES_KEPT {
+            self.deliveries.pop_front();
+        }
+        self.deliveries.push_back(Delivery { origin, seq, at_ms });
+    }
+
+    fn gauges(&self, pool: &Pool) {
+        let m = &self.metrics;
+        let (mut alive, mut suspect, mut dead) = (0, 0, 0);
+        for (_, state, _) in self.core.members() {
+            match state {
+                MemberState::Alive => alive += 1,
+                MemberState::Suspect => suspect += 1,
+                MemberState::Dead | MemberState::Left => dead += 1,
+            }
+        }
+        Metrics::set(&m.members_alive, alive);
+        Metrics::set(&m.members_suspect, suspect);
+        Metrics::set(&m.members_dead, dead);
+        let s = pool.stats();
+        let shed = |r: ShedReason| s.shed[r.index()];
+        Metrics::set(&m.verified, s.verified);
+        Metrics::set(&m.dedup_hits, s.dedup_hits + s.dedup_waits);
+        Metrics::set(&m.drop_malformed, s.malformed);
+        Metrics::set(&m.drop_unknown_sender, shed(ShedReason::UnknownSender));
+        Metrics::set(
+            &m.drop_rate_limited,
+            shed(ShedReason::SenderRate) + shed(ShedReason::OriginRate),
+        );
+        Metrics::set(&m.drop_duplicate_shed, shed(ShedReason::Duplicate));
+        Metrics::set(&m.drop_heavy_sender, shed(ShedReason::HeavySender));
+        Metrics::set(&m.drop_queue_full, shed(ShedReason::QueueFull));
+        Metrics::set(&m.shed, s.shed.iter().sum());
+        Metrics::set(&m.verify_queue_wait_p99_us, s.queue_wait_us.p99);
+        Metrics::set(&m.verify_batch_p99_us, s.verify_batch_us.p99);
+    }
+
+    fn control(&mut self, req: Request) -> Response {
+        let now = unix_ms();
+        let err = |message: String| Response::Error { message };
+        match req {
+            Request::Members => {
+                let me = self.core.id();
+                let members = self
+                    .core
+                    .members()
+                    .map(|(id, state, incarnation)| MemberView {
+                        id,
+                        state: state_name(state).into(),
+                        incarnation,
+                        addr: self.core.addr_of(id).map(|a| a.to_string()),
+                    })
+                    .collect();
+                Response::Members { me, members }
+            }
+            Request::Publish { payload_hex } => {
+                let Ok(payload) = hex::decode(payload_hex.trim()) else {
+                    return err("payload_hex is not hex".into());
+                };
+                match self.core.publish(Millis(now), payload.into()) {
+                    Ok(seq) => {
+                        Metrics::add(&self.metrics.rumors_published, 1);
+                        Metrics::add(&self.metrics.rumors_delivered, 1);
+                        self.record(self.core.id(), seq, now);
+                        Response::Published {
+                            origin: self.core.id(),
+                            seq,
+                            at_ms: now,
+                        }
+                    }
+                    Err(e) => err(e.to_string()),
+                }
+            }
+            Request::Stats { since_ms } => Response::Stats {
+                counters: self.metrics.snapshot(),
+                deliveries: self
+                    .deliveries
+                    .iter()
+                    .filter(|d| d.at_ms >= since_ms)
+                    .cloned()
+                    .collect(),
+            },
+            Request::KeysList => match &self.ring {
+                Some(r) => {
+                    let s = r.snapshot();
+                    Response::Keys {
+                        primary: s.primary_id(),
+                        installed: s.ids().collect(),
+                    }
+                }
+                None => err("this node's suite uses no cluster key ring".into()),
+            },
+            Request::KeysInstall { path } => self.with_ring(|r| {
+                let f = ClusterKeyFile::load(Path::new(&path)).map_err(|e| e.to_string())?;
+                r.install(f.key_id, f.key).map_err(|e| e.to_string())
+            }),
+            Request::KeysUse { key_id } => {
+                self.with_ring(|r| r.use_key(key_id).map_err(|e| e.to_string()))
+            }
+            Request::KeysRemove { key_id } => {
+                self.with_ring(|r| r.remove(key_id).map_err(|e| e.to_string()))
+            }
+            Request::Leave => {
+                if self.leaving.is_none() {
+                    self.core.leave(Millis(now));
+                    self.leaving = Some(Instant::now());
+                }
+                Response::Ok
+            }
+        }
+    }
+
+    fn with_ring(&self, f: impl FnOnce(&codec::SharedKeyRing) -> Result<(), String>) -> Response {
+        match &self.ring {
+            Some(r) => match f(r) {
+                Ok(()) => Response::Ok,
+                Err(message) => Response::Error { message },
+            },
+            None => Response::Error {
+                message: "this node's suite uses no cluster key ring".into(),
+            },
+        }
+    }
+}
+
+pub fn state_name(s: MemberState) -> &'static str {
+    match s {
+        MemberState::Alive => "alive",
+        MemberState::Suspect => "suspect",
+        MemberState::Dead => "dead",
+        MemberState::Left => "left",
+    }
+}
+
+/// Serves the control socket on a detached thread (the process exit ends it).
+fn serve_control(path: &Path, tx: ChanTx<ControlMsg>) -> anyhow::Result<()> {
+    // The state directory is locked by this process, so a socket file there is a stale one.
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("control socket {}", path.display())),
+    }
+    let listener =
+        UnixListener::bind(path).with_context(|| format!("control socket {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("control socket {}", path.display()))?;
+    std::thread::Builder::new()
+        .name("control".into())
+        .spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
+                let _ = conn.set_write_timeout(Some(Duration::from_secs(2)));
+                let mut line = String::new();
+                let Ok(r) = conn.try_clone() else { continue };
+                let reply = match BufReader::new(r.take(MAX_REQUEST as u64)).read_line(&mut line) {
+                    Err(e) => Response::Error {
+                        message: format!("reading request: {e}"),
+                    },
+                    Ok(_) => match serde_json::from_str::<Request>(&line) {
+                        Err(e) => Response::Error {
+                            message: format!("bad request: {e}"),
+                        },
+                        Ok(req) => {
+                            let (rtx, rrx) = channel::bounded(1);
+                            if tx.send((req, rtx)).is_err() {
+                                return;
+                            }
+                            rrx.recv_timeout(Duration::from_secs(5))
+                                .unwrap_or(Response::Error {
+                                    message: "the node did not answer".into(),
+                                })
+                        }
+                    },
+                };
+                let mut conn = conn;
+                if let Ok(mut text) = serde_json::to_string(&reply) {
+                    text.push('\n');
+                    let _ = conn.write_all(text.as_bytes());
+                }
+            }
+        })?;
+    Ok(())
+}
+
+/// Serves Prometheus text metrics over minimal HTTP/1.0 on a detached thread.
+fn serve_metrics(addr: SocketAddr, m: Arc<Metrics>) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(addr).with_context(|| format!("--metrics-addr {addr}"))?;
+    std::thread::Builder::new().name("metrics".into()).spawn(move || {
+        for mut conn in listener.incoming().flatten() {
+            let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
+            let mut req = [0u8; 1024];
+            let _ = conn.read(&mut req);
+            let body = m.prometheus();
+            let head = format!("HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\n\r\n", body.len());
+            let _ = conn.write_all(head.as_bytes()).and_then(|_| conn.write_all(body.as_bytes()));
+        }
+    })?;
+    Ok(())
+}
