@@ -151,16 +151,13 @@ pub fn run(a: Args) -> anyhow::Result<()> {
 /// The protocol configuration every node runs with, so that bounds derived from it (the
 /// detection bound) are the nodes' own.
 fn core_config(a: &Args) -> anyhow::Result<Config> {
-    let base = Config::default();
     let cfg = Config {
         suite: a.suite,
         fanout: a.fanout,
         gossip_interval: a.gossip_interval,
         probe_interval: a.probe_interval,
-        // The default timeout leaves half a default period for indirect probes; keep that share
-        // when the period is shortened.
-        probe_timeout: base.probe_timeout.min(a.probe_interval / 2),
-        ..base
+        // `rumor run` has no probe-timeout flag and keeps the default: so does the bound.
+        ..Config::default()
     };
     cfg.validate().context("node configuration")?;
     Ok(cfg)
@@ -382,6 +379,8 @@ fn node_args(files: &Files, flags: &NodeFlags, ports: &[u16], i: usize) -> Vec<O
     push("--suspicion-mult", flags.suspicion_mult.to_string().into());
     push("--io-threads", "1".into());
     push("--verify-threads", "1".into());
+    // Dozens of nodes share the cores: pinning would stack them on the same ones.
+    push("--pin", "false".into());
     v
 }
 
@@ -1331,18 +1330,16 @@ mod tests {
 
     #[test]
     fn config_follows_flags_and_bound_is_the_cores() {
-        let a = test_args(&["--probe-interval", "500ms", "--suite", "none"]);
+        let a = test_args(&["--probe-interval", "600ms", "--suite", "none"]);
         let cfg = core_config(&a).unwrap();
-        assert_eq!(cfg.probe_timeout, Duration::from_millis(250));
+        assert_eq!(cfg.probe_interval, Duration::from_millis(600));
         let by_hand = cfg.probe_interval * 5
             + cfg.probe_timeout
             + cfg.suspicion_max(32)
             + cfg.gossip_interval * cfg.retransmit_limit(32);
         assert_eq!(cfg.detect_bound(32), by_hand);
-        assert_eq!(
-            core_config(&test_args(&[])).unwrap().probe_timeout,
-            Duration::from_millis(500)
-        );
+        // The node's fixed probe timeout (500 ms) must stay below the interval.
+        assert!(core_config(&test_args(&["--probe-interval", "500ms"])).is_err());
         assert!(core_config(&test_args(&["--fanout", "0"])).is_err());
     }
 
