@@ -65,6 +65,8 @@ const MAX_SOCKET_PATH: usize = 107;
 /// safer, but that leaves too few slots; each candidate is probed before use).
 const PORT_RANGE: std::ops::Range<u16> = 20000..60000;
 const PORT_ATTEMPTS: usize = 50;
+/// Undelivered (node, rumor) pairs named in the report; the fraction counts them all.
+const UNDELIVERED_LISTED: usize = 20;
 /// Log lines quoted in an error about a node.
 const LOG_TAIL_LINES: usize = 5;
 
@@ -698,17 +700,34 @@ fn wait_views(
 }
 
 /// Sums of the counters and CPU that the cost figures are differences of.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 struct Totals {
     datagrams_out: u64,
     bytes_out: u64,
     origin_verifications: u64,
     cpu_s: f64,
+    /// Counters of datagrams lost on the way (drops by reason, shed, send errors): why a rumor
+    /// may not have reached everyone.
+    losses: BTreeMap<String, u64>,
+}
+
+/// Whether a node counter counts datagrams lost inside the node or refused by the kernel.
+fn is_loss_counter(name: &str) -> bool {
+    name.starts_with("drop_") || name == "shed" || name == "send_errors"
 }
 
 impl Totals {
-    fn minus(self, before: Totals) -> Totals {
+    fn minus(self, before: &Totals) -> Totals {
+        let losses = self
+            .losses
+            .iter()
+            .map(|(k, v)| {
+                let was = before.losses.get(k).copied().unwrap_or(0);
+                (k.clone(), v.saturating_sub(was))
+            })
+            .collect();
         Totals {
+            losses,
             datagrams_out: self.datagrams_out.saturating_sub(before.datagrams_out),
             bytes_out: self.bytes_out.saturating_sub(before.bytes_out),
             origin_verifications: self
@@ -736,6 +755,9 @@ fn totals(c: &Cluster, suite: Suite) -> anyhow::Result<Totals> {
         t.bytes_out += counter(i, &s.counters, "bytes_out")?;
         if suite.signs_origin() {
             t.origin_verifications += counter(i, &s.counters, "origin_verifications")?;
+        }
+        for (k, v) in s.counters.iter().filter(|(k, _)| is_loss_counter(k)) {
+            *t.losses.entry(k.clone()).or_default() += v;
         }
         if let Some(pid) = c.pid(i) {
             t.cpu_s += cpu_seconds(pid).with_context(|| format!("node {i}: CPU time"))?;
@@ -785,6 +807,15 @@ struct Dissemination {
     /// (node, rumor) pairs delivered.
     delivered_pairs: usize,
     expected_pairs: usize,
+    /// The (node, rumor) pairs not delivered, at most [`UNDELIVERED_LISTED`].
+    undelivered: Vec<Undelivered>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+struct Undelivered {
+    node: usize,
+    origin: u32,
+    seq: u64,
 }
 
 impl Dissemination {
@@ -800,47 +831,64 @@ impl Dissemination {
     }
 }
 
-/// Matches deliveries (per live node) to the published rumors. Deliveries of rumors not
-/// published in this phase are ignored; a rumor delivered twice at a node counts once, at its
-/// first delivery.
-fn disseminate(published: &[Published], deliveries: &[Vec<Delivery>]) -> Dissemination {
-    let mut latest: HashMap<(u32, u64), (u64, usize)> = published
+/// A node's first delivery time of each rumor, by (origin, seq).
+type FirstDelivery = HashMap<(u32, u64), u64>;
+
+/// Matches each live node's deliveries, `(node, deliveries)`, to the published rumors.
+/// Deliveries of rumors not published in this phase are ignored; a rumor delivered twice at a
+/// node counts once, at its first delivery.
+fn disseminate(published: &[Published], deliveries: &[(usize, Vec<Delivery>)]) -> Dissemination {
+    let firsts: Vec<(usize, FirstDelivery)> = deliveries
         .iter()
-        .map(|p| ((p.origin, p.seq), (p.at_ms, 0)))
-        .collect();
-    for node in deliveries {
-        let mut first: HashMap<(u32, u64), u64> = HashMap::new();
-        for d in node {
-            let at = first.entry((d.origin, d.seq)).or_insert(d.at_ms);
-            *at = (*at).min(d.at_ms);
-        }
-        for (key, at) in first {
-            if let Some((last, count)) = latest.get_mut(&key) {
-                *last = (*last).max(at);
-                *count += 1;
+        .map(|(node, list)| {
+            let mut first = FirstDelivery::new();
+            for d in list {
+                let at = first.entry((d.origin, d.seq)).or_insert(d.at_ms);
+                *at = (*at).min(d.at_ms);
             }
-        }
-    }
-    let mut latencies_ms: Vec<u64> = published
-        .iter()
-        .filter_map(|p| {
-            let (last, count) = latest[&(p.origin, p.seq)];
-            (count == deliveries.len()).then(|| last.saturating_sub(p.at_ms))
+            (*node, first)
         })
         .collect();
-    latencies_ms.sort_unstable();
-    Dissemination {
-        latencies_ms,
-        delivered_pairs: latest.values().map(|&(_, c)| c).sum(),
+    let mut out = Dissemination {
+        latencies_ms: Vec::new(),
+        delivered_pairs: 0,
         expected_pairs: published.len() * deliveries.len(),
+        undelivered: Vec::new(),
+    };
+    for p in published {
+        let key = (p.origin, p.seq);
+        let mut last = Some(p.at_ms);
+        for (node, first) in &firsts {
+            match first.get(&key) {
+                Some(&at) => {
+                    out.delivered_pairs += 1;
+                    last = last.map(|l| l.max(at));
+                }
+                None => {
+                    last = None;
+                    if out.undelivered.len() < UNDELIVERED_LISTED {
+                        out.undelivered.push(Undelivered {
+                            node: *node,
+                            origin: p.origin,
+                            seq: p.seq,
+                        });
+                    }
+                }
+            }
+        }
+        if let Some(l) = last {
+            out.latencies_ms.push(l.saturating_sub(p.at_ms));
+        }
     }
+    out.latencies_ms.sort_unstable();
+    out
 }
 
-/// Deliveries at every live node since `since_ms`.
-fn all_deliveries(c: &Cluster, since_ms: u64) -> anyhow::Result<Vec<Vec<Delivery>>> {
+/// Deliveries at every live node since `since_ms`, by node.
+fn all_deliveries(c: &Cluster, since_ms: u64) -> anyhow::Result<Vec<(usize, Vec<Delivery>)>> {
     c.live()
         .into_iter()
-        .map(|i| c.stats(i, since_ms).map(|s| s.deliveries))
+        .map(|i| c.stats(i, since_ms).map(|s| (i, s.deliveries)))
         .collect()
 }
 
@@ -856,6 +904,10 @@ struct Report {
     rumor_latency_p99_ms: Option<u64>,
     rumor_latency_max_ms: Option<u64>,
     delivered_fraction: f64,
+    undelivered: Vec<Undelivered>,
+    /// Datagrams lost inside the nodes or refused by the kernel during the rumor phase, by
+    /// counter (only those that moved).
+    rumor_phase_losses: BTreeMap<String, u64>,
     msgs_per_rumor_per_node: f64,
     bytes_per_rumor_per_node: f64,
     verifications_per_unique_rumor: f64,
@@ -954,7 +1006,7 @@ struct Costs {
     net_cpu: f64,
 }
 
-fn costs(d: Totals, phase: Duration, idle: &Idle, n: usize, rumors: u32) -> Costs {
+fn costs(d: &Totals, phase: Duration, idle: &Idle, n: usize, rumors: u32) -> Costs {
     let (n, r) = (n as f64, f64::from(rumors));
     let per = |x: f64| x / r / n;
     let bg_msgs = idle.msgs_per_s_per_node * n * phase.as_secs_f64();
@@ -971,7 +1023,7 @@ fn costs(d: Totals, phase: Duration, idle: &Idle, n: usize, rumors: u32) -> Cost
     }
 }
 
-fn idle_rates(d: Totals, window: Duration, n: usize) -> Idle {
+fn idle_rates(d: &Totals, window: Duration, n: usize) -> Idle {
     let s = window.as_secs_f64();
     Idle {
         window_s: s,
@@ -1030,21 +1082,30 @@ fn measure(a: &Args, cfg: &Config, c: &mut Cluster) -> anyhow::Result<Report> {
     let t = Instant::now();
     let before = totals(c, a.suite)?;
     std::thread::sleep(cfg.probe_interval * IDLE_PROBE_PERIODS);
-    let idle_delta = totals(c, a.suite)?.minus(before);
-    let idle = idle_rates(idle_delta, t.elapsed(), n);
+    let idle_delta = totals(c, a.suite)?.minus(&before);
+    let idle = idle_rates(&idle_delta, t.elapsed(), n);
     phases.idle = t.elapsed().as_secs_f64();
 
     let t = Instant::now();
     let (dis, rumor_delta) = rumor_phase(a, cfg, c, &mut rng)?;
     let rumor_time = t.elapsed();
     phases.rumors = rumor_time.as_secs_f64();
-    let cost = costs(rumor_delta, rumor_time, &idle, n, a.rumors);
+    let cost = costs(&rumor_delta, rumor_time, &idle, n, a.rumors);
     say(format_args!(
         "rumors: delivered fraction {:.4}, {} of {} reached every live node",
         dis.fraction(),
         dis.latencies_ms.len(),
         a.rumors
     ));
+    for u in &dis.undelivered {
+        say(format_args!(
+            "node {} never delivered rumor {}/{} (log {})",
+            u.node,
+            u.origin,
+            u.seq,
+            c.log(u.node).display()
+        ));
+    }
 
     let victim = rng.gen_range(SEEDS.min(n - 1)..n);
     let observer = if victim == 0 { 1 } else { 0 };
@@ -1098,6 +1159,12 @@ fn measure(a: &Args, cfg: &Config, c: &mut Cluster) -> anyhow::Result<Report> {
         rumor_latency_p99_ms: percentile(&dis.latencies_ms, 99.0),
         rumor_latency_max_ms: dis.latencies_ms.last().copied(),
         delivered_fraction: dis.fraction(),
+        undelivered: dis.undelivered.clone(),
+        rumor_phase_losses: rumor_delta
+            .losses
+            .into_iter()
+            .filter(|&(_, v)| v > 0)
+            .collect(),
         msgs_per_rumor_per_node: cost.msgs,
         bytes_per_rumor_per_node: cost.bytes,
         verifications_per_unique_rumor: cost.verifications,
@@ -1160,7 +1227,7 @@ fn rumor_phase(
     // Count the retransmissions that follow the last delivery too: they are the rumors' cost.
     let rest = drained_at.saturating_duration_since(Instant::now());
     std::thread::sleep(rest);
-    let delta = totals(c, a.suite)?.minus(before);
+    let delta = totals(c, a.suite)?.minus(&before);
     Ok((dis, delta))
 }
 
@@ -1193,8 +1260,9 @@ fn print_table(r: &Report) {
         r.verifications_per_unique_rumor
     );
     println!(
-        "  CPU s per rumor                 {:>10.4} (net of idle {:.4})",
-        r.cpu_s_per_rumor, r.net_cpu_s_per_rumor
+        "  CPU ms per rumor                {:>10.2} (net of idle {:.2})",
+        r.cpu_s_per_rumor * 1e3,
+        r.net_cpu_s_per_rumor * 1e3
     );
     println!(
         "  detect_s / bound                {:>10.2} / {:.2}{}",
@@ -1242,28 +1310,34 @@ mod tests {
     fn latency_is_publish_to_last_delivery_and_only_for_complete_rumors() {
         let published = [p(0, 1, 1000), p(1, 1, 2000)];
         let deliveries = vec![
-            vec![d(0, 1, 1000), d(1, 1, 2030)],
+            (0, vec![d(0, 1, 1000), d(1, 1, 2030)]),
             // A duplicate delivery counts once, at its first time.
-            vec![d(0, 1, 1040), d(0, 1, 1500), d(1, 1, 2000)],
-            // Node 2 never got rumor (1, 1); a foreign rumor is ignored.
-            vec![d(0, 1, 1090), d(9, 9, 1)],
+            (1, vec![d(0, 1, 1040), d(0, 1, 1500), d(1, 1, 2000)]),
+            // Node 5 never got rumor (1, 1); a foreign rumor is ignored.
+            (5, vec![d(0, 1, 1090), d(9, 9, 1)]),
         ];
         let r = disseminate(&published, &deliveries);
         assert_eq!(r.latencies_ms, vec![90]);
         assert_eq!((r.delivered_pairs, r.expected_pairs), (5, 6));
         assert!((r.fraction() - 5.0 / 6.0).abs() < 1e-12);
         assert!(!r.complete());
+        let missing = Undelivered {
+            node: 5,
+            origin: 1,
+            seq: 1,
+        };
+        assert_eq!(r.undelivered, vec![missing]);
     }
 
     #[test]
     fn full_delivery_is_fraction_one() {
         let published = [p(0, 1, 10), p(0, 2, 20)];
         let node = vec![d(0, 2, 25), d(0, 1, 12)];
-        let r = disseminate(&published, &[node.clone(), node]);
+        let r = disseminate(&published, &[(0, node.clone()), (1, node)]);
         assert_eq!(r.fraction(), 1.0);
         assert!(r.complete());
         assert_eq!(r.latencies_ms, vec![2, 5]);
-        assert_eq!(disseminate(&[], &[vec![]]).fraction(), 0.0);
+        assert_eq!(disseminate(&[], &[(0, vec![])]).fraction(), 0.0);
     }
 
     #[test]
@@ -1300,6 +1374,7 @@ mod tests {
             bytes_out: 100_000,
             origin_verifications: 40,
             cpu_s: 2.0,
+            losses: BTreeMap::new(),
         };
         let idle = Idle {
             window_s: 2.0,
@@ -1307,7 +1382,7 @@ mod tests {
             bytes_per_s_per_node: 100.0,
             cpu_s_per_s: 0.1,
         };
-        let c = costs(delta, Duration::from_secs(10), &idle, 4, 10);
+        let c = costs(&delta, Duration::from_secs(10), &idle, 4, 10);
         assert_eq!(c.msgs, 25.0);
         assert_eq!(c.bytes, 2500.0);
         assert_eq!(c.verifications, 1.0);
@@ -1389,6 +1464,8 @@ mod tests {
             rumor_latency_p99_ms: None,
             rumor_latency_max_ms: None,
             delivered_fraction: 1.0,
+            undelivered: Vec::new(),
+            rumor_phase_losses: BTreeMap::new(),
             msgs_per_rumor_per_node: 1.0,
             bytes_per_rumor_per_node: 1.0,
             verifications_per_unique_rumor: 1.0,
