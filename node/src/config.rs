@@ -65,6 +65,10 @@ pub struct RunOptions {
     #[arg(long, value_parser = parse_duration)]
     #[serde(default, deserialize_with = "de_duration")]
     pub probe_interval: Option<Duration>,
+    /// How long a probe waits for its ack (default: half the probe interval, memberlist's ratio).
+    #[arg(long, value_parser = parse_duration)]
+    #[serde(default, deserialize_with = "de_duration")]
+    pub probe_timeout: Option<Duration>,
     /// Retransmissions of each update: this × ceil(log10(n + 1)).
     #[arg(long)]
     pub retransmit_mult: Option<u32>,
@@ -92,6 +96,12 @@ pub struct RunOptions {
     /// Pin io and verify threads to cores (turn off when many nodes share a machine).
     #[arg(long)]
     pub pin: Option<bool>,
+    /// Datagrams per second each sender may make us verify (token bucket, burst the same).
+    #[arg(long)]
+    pub sender_rate: Option<f64>,
+    /// Batch Ed25519 verification (ZIP-215 batches with bisection).
+    #[arg(long)]
+    pub batch_verify: Option<bool>,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -144,6 +154,7 @@ pub struct RunConfig {
     pub fanout: usize,
     pub gossip_interval: Duration,
     pub probe_interval: Duration,
+    pub probe_timeout: Duration,
     pub retransmit_mult: u32,
     pub suspicion_mult: u32,
     pub io: IoMode,
@@ -153,6 +164,8 @@ pub struct RunConfig {
     pub metrics_addr: Option<SocketAddr>,
     pub control: PathBuf,
     pub pin: bool,
+    pub sender_rate: f64,
+    pub batch_verify: bool,
 }
 
 impl RunOptions {
@@ -179,6 +192,10 @@ impl RunOptions {
             .state_dir
             .or(file.state_dir)
             .unwrap_or_else(|| PathBuf::from(format!("rumor-state-{}", bind.port())));
+        let probe_interval = self
+            .probe_interval
+            .or(file.probe_interval)
+            .unwrap_or(Duration::from_secs(1));
         let cfg = RunConfig {
             bind,
             seeds: self.seeds.or(file.seeds).unwrap_or_default(),
@@ -197,10 +214,11 @@ impl RunOptions {
                 .gossip_interval
                 .or(file.gossip_interval)
                 .unwrap_or(Duration::from_millis(200)),
-            probe_interval: self
-                .probe_interval
-                .or(file.probe_interval)
-                .unwrap_or(Duration::from_secs(1)),
+            probe_interval,
+            probe_timeout: self
+                .probe_timeout
+                .or(file.probe_timeout)
+                .unwrap_or(probe_interval / 2),
             retransmit_mult: self.retransmit_mult.or(file.retransmit_mult).unwrap_or(4),
             suspicion_mult: self.suspicion_mult.or(file.suspicion_mult).unwrap_or(4),
             io: self.io.or(file.io).unwrap_or(IoMode::Auto),
@@ -209,6 +227,10 @@ impl RunOptions {
             mtu: self.mtu.or(file.mtu).unwrap_or(codec::DEFAULT_MTU),
             metrics_addr: self.metrics_addr.or(file.metrics_addr),
             pin: self.pin.or(file.pin).unwrap_or(true),
+            // memberlist-scale traffic is tens of datagrams per member per second; 2 k/s leaves
+            // room for push-pull bursts while capping what one sender can cost us.
+            sender_rate: self.sender_rate.or(file.sender_rate).unwrap_or(2_000.0),
+            batch_verify: self.batch_verify.or(file.batch_verify).unwrap_or(true),
         };
         cfg.validate()?;
         Ok(cfg)
@@ -221,6 +243,15 @@ impl RunConfig {
         if self.fanout == 0 || self.fanout > 64 {
             return bad("fanout", format!("{} is outside 1..=64", self.fanout));
         }
+        if self.probe_timeout >= self.probe_interval {
+            return bad(
+                "probe-timeout",
+                format!(
+                    "{:?} must be shorter than the probe interval {:?}",
+                    self.probe_timeout, self.probe_interval
+                ),
+            );
+        }
         if self.retransmit_mult == 0 {
             return bad("retransmit-mult", "must be at least 1".into());
         }
@@ -229,6 +260,12 @@ impl RunConfig {
         }
         if self.io_threads == 0 {
             return bad("io-threads", "must be at least 1".into());
+        }
+        if !(self.sender_rate.is_finite() && self.sender_rate > 0.0) {
+            return bad(
+                "sender-rate",
+                format!("{} is not a positive rate", self.sender_rate),
+            );
         }
         if self.verify_threads == 0 {
             return bad("verify-threads", "must be at least 1".into());

@@ -92,65 +92,137 @@ fn receivers(
 }
 
 /// Runs a node until SIGINT/SIGTERM or a `Leave` request; then leaves the cluster and returns.
-pub fn run(cfg: RunConfig, mut id: Identity) -> anyhow::Result<()> {
-    let metrics = Arc::new(Metrics::default());
-    let stop = Arc::new(AtomicBool::new(false));
+pub fn run(cfg: RunConfig, id: Identity) -> anyhow::Result<()> {
+    let node = Node::start(cfg, id, None)?;
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, Arc::clone(&stop))
+        signal_hook::flag::register(sig, Arc::clone(&node.stop))
             .context("installing signal handlers")?;
     }
-    let (socks, bound, _port_lock) = socket::bind_group(cfg.bind, cfg.io_threads)?;
-    let send_sock = socks[0].try_clone().context("cloning the send socket")?;
-    let rxs = receivers(cfg.io, socks, io::buffer_size(cfg.mtu))?;
-    let tag = id.roster.cluster_tag();
-    let pool_cfg = PoolConfig {
-        suite: id.suite,
-        cluster_tag: tag,
-        ring: id.ring.clone(),
-        workers: cfg.verify_threads,
-        pin: cfg.pin,
-        ..PoolConfig::default()
-    };
-    let (mut pool, verdicts) = Pool::start(pool_cfg, Arc::new(RosterKeys(Arc::clone(&id.roster))))
-        .context("starting the verification pool")?;
+    node.wait()
+}
 
-    let cores = if cfg.pin {
-        core_affinity::get_core_ids().unwrap_or_default()
-    } else {
-        Vec::new()
-    };
-    let mut io_threads = Vec::new();
-    for (i, rx) in rxs.into_iter().enumerate() {
-        let ingress = pool.ingress()?;
-        let (m, s) = (Arc::clone(&metrics), Arc::clone(&stop));
-        let core = cores.get(i % cores.len().max(1)).copied();
-        io_threads.push(
-            std::thread::Builder::new()
-                .name(format!("io-{i}"))
-                .spawn(move || {
+/// Sockets bound ahead of [`Node::start`] (a benchmark fills their buffers first).
+pub type BoundGroup = (Vec<UdpSocket>, SocketAddr, socket::PortLock);
+
+/// A node running on its own threads.
+pub struct Node {
+    pub bound: SocketAddr,
+    pub metrics: Arc<Metrics>,
+    stop: Arc<AtomicBool>,
+    crash: Arc<AtomicBool>,
+    core: std::thread::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Node {
+    /// Binds (unless `group` is given), starts io threads, the pool and the core thread.
+    pub fn start(
+        cfg: RunConfig,
+        mut id: Identity,
+        group: Option<BoundGroup>,
+    ) -> anyhow::Result<Node> {
+        let metrics = Arc::new(Metrics::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let (socks, bound, port_lock) = match group {
+            Some(g) => g,
+            None => socket::bind_group(cfg.bind, cfg.io_threads)?,
+        };
+        let send_sock = socks
+            .first()
+            .context("no socket")?
+            .try_clone()
+            .context("cloning the send socket")?;
+        let rxs = receivers(cfg.io, socks, io::buffer_size(cfg.mtu))?;
+        let tag = id.roster.cluster_tag();
+        let limit = verify_pool::RateLimit {
+            per_second: cfg.sender_rate,
+            burst: cfg.sender_rate,
+        };
+        let pool_cfg = PoolConfig {
+            suite: id.suite,
+            cluster_tag: tag,
+            ring: id.ring.clone(),
+            workers: cfg.verify_threads,
+            pin: cfg.pin,
+            batch: cfg.batch_verify,
+            sender_limit: limit,
+            origin_limit: verify_pool::RateLimit {
+                per_second: limit.per_second * 4.0,
+                burst: limit.burst * 4.0,
+            },
+            ..PoolConfig::default()
+        };
+        let (mut pool, verdicts) =
+            Pool::start(pool_cfg, Arc::new(RosterKeys(Arc::clone(&id.roster))))
+                .context("starting the verification pool")?;
+
+        let cores = if cfg.pin {
+            core_affinity::get_core_ids().unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        let mut io_threads = Vec::new();
+        for (i, rx) in rxs.into_iter().enumerate() {
+            let ingress = pool.ingress()?;
+            let (m, s) = (Arc::clone(&metrics), Arc::clone(&stop));
+            let core = cores.get(i % cores.len().max(1)).copied();
+            io_threads.push(std::thread::Builder::new().name(format!("io-{i}")).spawn(
+                move || {
                     if let Some(c) = core {
                         core_affinity::set_for_current(c);
                     }
                     io_loop(rx, ingress, &m, &s);
-                })?,
-        );
+                },
+            )?);
+        }
+        let (ctl_tx, ctl_rx) = channel::bounded::<ControlMsg>(64);
+        serve_control(&cfg.control, ctl_tx)?;
+        if let Some(addr) = cfg.metrics_addr {
+            serve_metrics(addr, Arc::clone(&metrics))?;
+        }
+        tracing::info!(member = id.member, %bound, suite = %id.suite, epoch = id.epoch.current(), io = ?cfg.io, "node running");
+        let mut core_loop = CoreLoop::new(&cfg, &mut id, bound, send_sock, Arc::clone(&metrics))?;
+        let crash = Arc::new(AtomicBool::new(false));
+        let (m, s, c) = (Arc::clone(&metrics), Arc::clone(&stop), Arc::clone(&crash));
+        let core = std::thread::Builder::new()
+            .name("core".into())
+            .spawn(move || {
+                let _lock = port_lock;
+                let result = core_loop.run(&verdicts, &ctl_rx, &s, &c, &pool, &mut id.epoch);
+                s.store(true, Ordering::Relaxed);
+                for t in io_threads {
+                    let _ = t.join();
+                }
+                pool.shutdown();
+                let _ = std::fs::remove_file(&cfg.control);
+                drop(m);
+                result
+            })?;
+        Ok(Node {
+            bound,
+            metrics,
+            stop,
+            crash,
+            core,
+        })
     }
-    let (ctl_tx, ctl_rx) = channel::bounded::<ControlMsg>(64);
-    serve_control(&cfg.control, ctl_tx)?;
-    if let Some(addr) = cfg.metrics_addr {
-        serve_metrics(addr, Arc::clone(&metrics))?;
-    }
-    tracing::info!(member = id.member, %bound, suite = %id.suite, epoch = id.epoch.current(), io = ?cfg.io, "node running");
 
-    let result = CoreLoop::new(&cfg, &mut id, bound, send_sock, Arc::clone(&metrics))
-        .and_then(|mut c| c.run(&verdicts, &ctl_rx, &stop, &pool, &mut id.epoch));
-    stop.store(true, Ordering::Relaxed);
-    for t in io_threads {
-        let _ = t.join();
+    /// Stops at once without telling anyone, as a crash would (tests and harnesses).
+    pub fn kill(self) -> anyhow::Result<()> {
+        self.crash.store(true, Ordering::Relaxed);
+        self.wait()
     }
-    pool.shutdown();
-    let _ = std::fs::remove_file(&cfg.control);
-    result
+
+    /// Asks the node to leave the cluster and stop.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
+    /// Waits until the node has left and every thread has ended.
+    pub fn wait(self) -> anyhow::Result<()> {
+        self.core
+            .join()
+            .map_err(|_| anyhow::anyhow!("the core thread panicked"))?
+    }
 }
 
 fn io_loop(
@@ -226,6 +298,7 @@ impl CoreLoop {
             cluster_tag: tag,
             mtu: cfg.mtu,
             probe_interval: cfg.probe_interval,
+            probe_timeout: cfg.probe_timeout,
             gossip_interval: cfg.gossip_interval,
             fanout: cfg.fanout,
             retransmit_mult: cfg.retransmit_mult,
@@ -275,12 +348,16 @@ impl CoreLoop {
         verdicts: &ChanRx<Vec<Output>>,
         ctl: &ChanRx<ControlMsg>,
         stop: &AtomicBool,
+        crash: &AtomicBool,
         pool: &Pool,
         epochs: &mut codec::epoch::EpochStore,
     ) -> anyhow::Result<()> {
         let mut gauges_at = Instant::now();
         loop {
             let now = unix_ms();
+            if crash.load(Ordering::Relaxed) {
+                return Ok(());
+            }
             if stop.load(Ordering::Relaxed) && self.leaving.is_none() {
                 tracing::info!("leaving the cluster");
                 self.core.leave(Millis(now));
