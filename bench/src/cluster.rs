@@ -93,6 +93,9 @@ pub struct Args {
     /// Probe interval of every node.
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     probe_interval: Duration,
+    /// Probe timeout of every node (default: half the probe interval).
+    #[arg(long, value_parser = parse_duration)]
+    probe_timeout: Option<Duration>,
     /// Seed of the choices (publishers, payloads, crash victim).
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -158,7 +161,8 @@ fn core_config(a: &Args) -> anyhow::Result<Config> {
         fanout: a.fanout,
         gossip_interval: a.gossip_interval,
         probe_interval: a.probe_interval,
-        // `rumor run` has no probe-timeout flag and keeps the default: so does the bound.
+        // memberlist's ratio, as `rumor run` defaults to; passed to the nodes explicitly.
+        probe_timeout: a.probe_timeout.unwrap_or(a.probe_interval / 2),
         ..Config::default()
     };
     cfg.validate().context("node configuration")?;
@@ -322,6 +326,7 @@ struct NodeFlags {
     fanout: usize,
     gossip_interval: Duration,
     probe_interval: Duration,
+    probe_timeout: Duration,
     retransmit_mult: u32,
     suspicion_mult: u32,
 }
@@ -332,14 +337,16 @@ impl NodeFlags {
             fanout: c.fanout,
             gossip_interval: c.gossip_interval,
             probe_interval: c.probe_interval,
+            probe_timeout: c.probe_timeout,
             retransmit_mult: c.retransmit_mult,
             suspicion_mult: c.suspicion_mult,
         }
     }
 }
 
-fn ms_flag(d: Duration) -> String {
-    format!("{}ms", d.as_millis())
+/// Exact (to the nanosecond) and in the form the node's flag parser reads.
+fn duration_flag(d: Duration) -> String {
+    humantime::format_duration(d).to_string()
 }
 
 /// The seeds of node `i`: the seed members started before it.
@@ -372,8 +379,15 @@ fn node_args(files: &Files, flags: &NodeFlags, ports: &[u16], i: usize) -> Vec<O
         push("--seeds", list.join(",").into());
     }
     push("--fanout", flags.fanout.to_string().into());
-    push("--gossip-interval", ms_flag(flags.gossip_interval).into());
-    push("--probe-interval", ms_flag(flags.probe_interval).into());
+    push(
+        "--gossip-interval",
+        duration_flag(flags.gossip_interval).into(),
+    );
+    push(
+        "--probe-interval",
+        duration_flag(flags.probe_interval).into(),
+    );
+    push("--probe-timeout", duration_flag(flags.probe_timeout).into());
     push(
         "--retransmit-mult",
         flags.retransmit_mult.to_string().into(),
@@ -1420,8 +1434,9 @@ mod tests {
             + cfg.suspicion_max(32)
             + cfg.gossip_interval * cfg.retransmit_limit(32);
         assert_eq!(cfg.detect_bound(32), by_hand);
-        // The node's fixed probe timeout (500 ms) must stay below the interval.
-        assert!(core_config(&test_args(&["--probe-interval", "500ms"])).is_err());
+        assert_eq!(cfg.probe_timeout, Duration::from_millis(300));
+        let slow = test_args(&["--probe-interval", "500ms", "--probe-timeout", "500ms"]);
+        assert!(core_config(&slow).is_err());
         assert!(core_config(&test_args(&["--fanout", "0"])).is_err());
     }
 
@@ -1451,6 +1466,7 @@ mod tests {
         assert_eq!(value("--suite"), "aead+ed25519");
         assert_eq!(value("--gossip-interval"), "200ms");
         assert_eq!(value("--io-threads"), "1");
+        assert_eq!(value("--probe-timeout"), "500ms");
         assert!(value("--cluster-key").ends_with("cluster.key"));
         let first = node_args(&files, &NodeFlags::new(&cfg), &ports, 0);
         assert!(!first.iter().any(|a| a == "--seeds"));

@@ -34,7 +34,7 @@ fn five_node_cluster_converges_disseminates_detects_and_rejoins() {
             "cluster", "--nodes", "5", "--suite", "none", "--fanout", "2",
         ])
         .args(["--rumors", "10", "--publish-interval", "50ms"])
-        .args(["--gossip-interval", "100ms", "--probe-interval", "600ms"])
+        .args(["--gossip-interval", "100ms", "--probe-interval", "500ms"])
         .arg("--keep-dir")
         .arg(&dir)
         .arg("--json")
