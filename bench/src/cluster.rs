@@ -93,6 +93,12 @@ pub struct Args {
     /// Probe interval of every node.
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     probe_interval: Duration,
+    /// Each update is sent this × ceil(log10(n + 1)) times (default: the node's).
+    #[arg(long)]
+    retransmit_mult: Option<u32>,
+    /// Lifeguard suspicion multiplier of every node (default: the node's).
+    #[arg(long)]
+    suspicion_mult: Option<u32>,
     /// Probe timeout of every node (default: half the probe interval).
     #[arg(long, value_parser = parse_duration)]
     probe_timeout: Option<Duration>,
@@ -156,6 +162,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
 /// The protocol configuration every node runs with, so that bounds derived from it (the
 /// detection bound) are the nodes' own.
 fn core_config(a: &Args) -> anyhow::Result<Config> {
+    let base = Config::default();
     let cfg = Config {
         suite: a.suite,
         fanout: a.fanout,
@@ -163,7 +170,9 @@ fn core_config(a: &Args) -> anyhow::Result<Config> {
         probe_interval: a.probe_interval,
         // memberlist's ratio, as `rumor run` defaults to; passed to the nodes explicitly.
         probe_timeout: a.probe_timeout.unwrap_or(a.probe_interval / 2),
-        ..Config::default()
+        retransmit_mult: a.retransmit_mult.unwrap_or(base.retransmit_mult),
+        suspicion_mult: a.suspicion_mult.unwrap_or(base.suspicion_mult),
+        ..base
     };
     cfg.validate().context("node configuration")?;
     Ok(cfg)
@@ -1439,6 +1448,9 @@ mod tests {
             + cfg.gossip_interval * cfg.retransmit_limit(32);
         assert_eq!(cfg.detect_bound(32), by_hand);
         assert_eq!(cfg.probe_timeout, Duration::from_millis(300));
+        assert_eq!(cfg.retransmit_mult, Config::default().retransmit_mult);
+        let more = core_config(&test_args(&["--retransmit-mult", "6"])).unwrap();
+        assert_eq!(more.retransmit_limit(32), 12);
         let slow = test_args(&["--probe-interval", "500ms", "--probe-timeout", "500ms"]);
         assert!(core_config(&slow).is_err());
         assert!(core_config(&test_args(&["--fanout", "0"])).is_err());
