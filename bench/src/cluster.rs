@@ -49,8 +49,9 @@ const START_TIMEOUT: Duration = Duration::from_secs(20);
 /// Longest wait for convergence and for rejoin (the acceptance bound for both is 10 s).
 const CONVERGE_TIMEOUT: Duration = Duration::from_secs(30);
 const REJOIN_TIMEOUT: Duration = Duration::from_secs(30);
-/// After the last publish, how long undelivered rumors are waited for: push-pull repairs
-/// what gossip missed only every 30 s, so a rumor still missing after this is reported missing.
+/// After the last publish, how long undelivered rumors are waited for. Their retransmissions
+/// are spent within a drain time (1.6 s at 32 nodes by default); a rumor still missing after
+/// this is reported missing.
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(15);
 /// The detection wait is this multiple of the configured bound: long enough to measure by how
 /// much a slow detection misses the bound, short enough to end the run.
@@ -61,8 +62,8 @@ const IDLE_PROBE_PERIODS: u32 = 2;
 const LEAVE_TIMEOUT: Duration = Duration::from_secs(5);
 /// `sockaddr_un.sun_path` holds 108 bytes including the terminating NUL.
 const MAX_SOCKET_PATH: usize = 107;
-/// Random base ports are drawn from here (below the Linux ephemeral range, 32768–60999, would be
-/// safer, but that leaves too few slots; each candidate is probed before use).
+/// Base ports are drawn from here. It overlaps the Linux ephemeral range (32768–60999), so each
+/// candidate is probed before use.
 const PORT_RANGE: std::ops::Range<u16> = 20000..60000;
 const PORT_ATTEMPTS: usize = 50;
 /// Undelivered (node, rumor) pairs named in the report; the fraction counts them all.
@@ -467,21 +468,10 @@ impl Cluster {
         cmd.args(node_args(&self.files, &self.flags, &self.ports, i))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(log);
-        let parent = std::process::id();
-        // SAFETY: only async-signal-safe calls (prctl, getppid, _exit) between fork and exec.
-        unsafe {
-            cmd.pre_exec(move || {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                // The harness may have died before prctl took effect.
-                if libc::getppid() as u32 != parent {
-                    libc::_exit(1);
-                }
-                Ok(())
-            });
-        }
+            .stderr(log)
+            // Plain log files (tracing-subscriber honours NO_COLOR).
+            .env("NO_COLOR", "1");
+        die_with_parent(&mut cmd);
         let child = cmd
             .spawn()
             .with_context(|| format!("node {i}: starting {}", self.bin.display()))?;
@@ -621,6 +611,25 @@ impl Cluster {
             self.kill(i);
         }
         (clean, stragglers.len())
+    }
+}
+
+/// Makes the child receive SIGKILL when the harness dies, however it dies: release builds abort
+/// on panic, skipping `Drop`, and `timeout` or a user may kill the harness.
+fn die_with_parent(cmd: &mut Command) {
+    let parent = std::process::id();
+    // SAFETY: only async-signal-safe calls (prctl, getppid, _exit) between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The harness may have died before prctl took effect.
+            if libc::getppid() as u32 != parent {
+                libc::_exit(1);
+            }
+            Ok(())
+        });
     }
 }
 
@@ -1001,6 +1010,8 @@ struct Phases {
     settle: f64,
     idle: f64,
     rumors: f64,
+    /// The part of `rumors` the cost figures are measured over (see [`rumor_phase`]).
+    rumor_cost_window: f64,
     detect: f64,
     rejoin: f64,
     total: f64,
@@ -1082,7 +1093,6 @@ fn say(msg: impl std::fmt::Display) {
 /// Runs every phase and assembles the report.
 fn measure(a: &Args, cfg: &Config, c: &mut Cluster) -> anyhow::Result<Report> {
     let n = c.len();
-    let all: Vec<usize> = (0..n).collect();
     let mut rng = StdRng::seed_from_u64(a.seed);
     let mut phases = Phases::default();
     let t0 = Instant::now();
@@ -1090,7 +1100,70 @@ fn measure(a: &Args, cfg: &Config, c: &mut Cluster) -> anyhow::Result<Report> {
     say(format_args!("starting {n} nodes ({})", a.suite));
     let last_start = c.start_all()?;
     phases.start = t0.elapsed().as_secs_f64();
+    phases.converge = converge(c, last_start)?.as_secs_f64();
+    say(format_args!("converged in {:.2} s", phases.converge));
 
+    // Join broadcasts are still being retransmitted; they are not the rumors' cost.
+    let t = Instant::now();
+    std::thread::sleep(drain_time(cfg, n));
+    phases.settle = t.elapsed().as_secs_f64();
+
+    let t = Instant::now();
+    let idle = idle_phase(c, cfg, a.suite)?;
+    phases.idle = t.elapsed().as_secs_f64();
+
+    let t = Instant::now();
+    let RumorPhase { dis, delta, window } = rumor_phase(a, cfg, c, &mut rng)?;
+    phases.rumors = t.elapsed().as_secs_f64();
+    phases.rumor_cost_window = window.as_secs_f64();
+    let cost = costs(&delta, window, &idle, n, a.rumors);
+    tell_dissemination(c, &dis, a.rumors);
+
+    let crash = crash_and_rejoin(c, cfg, &mut rng)?;
+    phases.detect = crash.detect_phase.as_secs_f64();
+    phases.rejoin = crash.rejoin_phase.as_secs_f64();
+
+    let (left_cleanly, killed_at_leave) = c.leave_all();
+    phases.total = t0.elapsed().as_secs_f64();
+    Ok(Report {
+        nodes: n,
+        suite: a.suite.name().into(),
+        fanout: a.fanout,
+        rumors: a.rumors,
+        converge_s: phases.converge,
+        rumor_latency_p50_ms: percentile(&dis.latencies_ms, 50.0),
+        rumor_latency_p99_ms: percentile(&dis.latencies_ms, 99.0),
+        rumor_latency_max_ms: dis.latencies_ms.last().copied(),
+        delivered_fraction: dis.fraction(),
+        undelivered: dis.undelivered,
+        rumor_phase_losses: delta.losses.into_iter().filter(|&(_, v)| v > 0).collect(),
+        msgs_per_rumor_per_node: cost.msgs,
+        bytes_per_rumor_per_node: cost.bytes,
+        verifications_per_unique_rumor: cost.verifications,
+        cpu_s_per_rumor: cost.cpu,
+        net_msgs_per_rumor_per_node: cost.net_msgs,
+        net_bytes_per_rumor_per_node: cost.net_bytes,
+        net_cpu_s_per_rumor: cost.net_cpu,
+        idle,
+        detect_s: crash.detect.as_secs_f64(),
+        detect_bound_s: cfg.detect_bound(n).as_secs_f64(),
+        detected: crash.detected,
+        rejoin_s: crash.rejoin.as_secs_f64(),
+        rejoined: crash.rejoined,
+        victim: crash.victim,
+        victim_incarnation_before: crash.incarnation_before,
+        victim_incarnation_after: crash.incarnation_after,
+        left_cleanly,
+        killed_at_leave,
+        config: settings(a, cfg),
+        phases_s: phases,
+    })
+}
+
+/// Time from the last start until every view has all members alive; an error naming the
+/// lagging nodes if that does not happen within [`CONVERGE_TIMEOUT`].
+fn converge(c: &mut Cluster, last_start: Instant) -> anyhow::Result<Duration> {
+    let all: Vec<usize> = (0..c.len()).collect();
     let mut lagging = Vec::new();
     let converged = wait_views(
         c,
@@ -1100,37 +1173,29 @@ fn measure(a: &Args, cfg: &Config, c: &mut Cluster) -> anyhow::Result<Report> {
         CONVERGE_TIMEOUT,
         &mut lagging,
     )?;
-    let Some(converge) = converged else {
-        bail!(
-            "no convergence within {CONVERGE_TIMEOUT:?}: nodes {lagging:?} do not see all {n} alive (logs in {})",
+    converged.with_context(|| {
+        format!(
+            "no convergence within {CONVERGE_TIMEOUT:?}: nodes {lagging:?} do not see all {} alive (logs in {})",
+            c.len(),
             c.files.nodes[lagging.first().copied().unwrap_or(0)].dir.display()
-        );
-    };
-    phases.converge = converge.as_secs_f64();
-    say(format_args!("converged in {:.2} s", phases.converge));
+        )
+    })
+}
 
-    // Join broadcasts are still being retransmitted; they are not the rumors' cost.
+/// The cluster's background traffic and CPU over whole probe periods, nothing published.
+fn idle_phase(c: &Cluster, cfg: &Config, suite: Suite) -> anyhow::Result<Idle> {
     let t = Instant::now();
-    std::thread::sleep(drain_time(cfg, n));
-    phases.settle = t.elapsed().as_secs_f64();
-
-    let t = Instant::now();
-    let before = totals(c, a.suite)?;
+    let before = totals(c, suite)?;
     std::thread::sleep(cfg.probe_interval * IDLE_PROBE_PERIODS);
-    let idle_delta = totals(c, a.suite)?.minus(&before);
-    let idle = idle_rates(&idle_delta, t.elapsed(), n);
-    phases.idle = t.elapsed().as_secs_f64();
+    let delta = totals(c, suite)?.minus(&before);
+    Ok(idle_rates(&delta, t.elapsed(), c.len()))
+}
 
-    let t = Instant::now();
-    let (dis, rumor_delta) = rumor_phase(a, cfg, c, &mut rng)?;
-    let rumor_time = t.elapsed();
-    phases.rumors = rumor_time.as_secs_f64();
-    let cost = costs(&rumor_delta, rumor_time, &idle, n, a.rumors);
+fn tell_dissemination(c: &Cluster, dis: &Dissemination, rumors: u32) {
     say(format_args!(
-        "rumors: delivered fraction {:.4}, {} of {} reached every live node",
+        "rumors: delivered fraction {:.4}, {} of {rumors} reached every live node",
         dis.fraction(),
         dis.latencies_ms.len(),
-        a.rumors
     ));
     for u in &dis.undelivered {
         say(format_args!(
@@ -1141,26 +1206,48 @@ fn measure(a: &Args, cfg: &Config, c: &mut Cluster) -> anyhow::Result<Report> {
             c.log(u.node).display()
         ));
     }
+}
 
+/// What happened to the member that was killed and restarted.
+struct Crash {
+    victim: usize,
+    /// Kill → every live view has it gone (or the wait, if not `detected`).
+    detect: Duration,
+    detected: bool,
+    /// Restart → every live view has it alive (or the wait, if not `rejoined`).
+    rejoin: Duration,
+    rejoined: bool,
+    incarnation_before: Option<u64>,
+    incarnation_after: Option<u64>,
+    detect_phase: Duration,
+    rejoin_phase: Duration,
+}
+
+/// SIGKILLs a random non-seed member, waits for every live view to have it dead, restarts it
+/// with the same key and state directory, and waits for every view to have it alive again.
+fn crash_and_rejoin(c: &mut Cluster, cfg: &Config, rng: &mut StdRng) -> anyhow::Result<Crash> {
+    let n = c.len();
     let victim = rng.gen_range(SEEDS.min(n - 1)..n);
-    let observer = if victim == 0 { 1 } else { 0 };
-    let inc_before = incarnation_of(c, observer, victim);
+    // A seed, never the victim.
+    let observer = 0;
+    let incarnation_before = incarnation_of(c, observer, victim);
     let bound = cfg.detect_bound(n);
+    let detect_wait = bound.mul_f64(DETECT_WAIT_FACTOR);
+    let mut lagging = Vec::new();
+
     let kill_at = Instant::now();
     c.kill(victim);
     say(format_args!(
         "killed node {victim}; detection bound {:.1} s",
         bound.as_secs_f64()
     ));
-    let detect_wait = bound.mul_f64(DETECT_WAIT_FACTOR);
     let detected = wait_views(c, &[victim], is_gone, kill_at, detect_wait, &mut lagging)?;
     if detected.is_none() {
         say(format_args!(
             "node {victim} not detected within {detect_wait:?} by nodes {lagging:?}"
         ));
     }
-    let detect = detected.unwrap_or(detect_wait);
-    phases.detect = kill_at.elapsed().as_secs_f64();
+    let detect_phase = kill_at.elapsed();
 
     let restart_at = Instant::now();
     c.spawn(victim)?;
@@ -1178,63 +1265,73 @@ fn measure(a: &Args, cfg: &Config, c: &mut Cluster) -> anyhow::Result<Report> {
             "node {victim} not seen alive again within {REJOIN_TIMEOUT:?} by nodes {lagging:?}"
         ));
     }
-    let rejoin = rejoined.unwrap_or(REJOIN_TIMEOUT);
-    let inc_after = incarnation_of(c, observer, victim);
-    phases.rejoin = restart_at.elapsed().as_secs_f64();
-
-    let (left_cleanly, killed_at_leave) = c.leave_all();
-    phases.total = t0.elapsed().as_secs_f64();
-    Ok(Report {
-        nodes: n,
-        suite: a.suite.name().into(),
-        fanout: a.fanout,
-        rumors: a.rumors,
-        converge_s: phases.converge,
-        rumor_latency_p50_ms: percentile(&dis.latencies_ms, 50.0),
-        rumor_latency_p99_ms: percentile(&dis.latencies_ms, 99.0),
-        rumor_latency_max_ms: dis.latencies_ms.last().copied(),
-        delivered_fraction: dis.fraction(),
-        undelivered: dis.undelivered.clone(),
-        rumor_phase_losses: rumor_delta
-            .losses
-            .into_iter()
-            .filter(|&(_, v)| v > 0)
-            .collect(),
-        msgs_per_rumor_per_node: cost.msgs,
-        bytes_per_rumor_per_node: cost.bytes,
-        verifications_per_unique_rumor: cost.verifications,
-        cpu_s_per_rumor: cost.cpu,
-        net_msgs_per_rumor_per_node: cost.net_msgs,
-        net_bytes_per_rumor_per_node: cost.net_bytes,
-        net_cpu_s_per_rumor: cost.net_cpu,
-        idle,
-        detect_s: detect.as_secs_f64(),
-        detect_bound_s: bound.as_secs_f64(),
-        detected: detected.is_some(),
-        rejoin_s: rejoin.as_secs_f64(),
-        rejoined: rejoined.is_some(),
+    Ok(Crash {
         victim,
-        victim_incarnation_before: inc_before,
-        victim_incarnation_after: inc_after,
-        left_cleanly,
-        killed_at_leave,
-        config: settings(a, cfg),
-        phases_s: phases,
+        detect: detected.unwrap_or(detect_wait),
+        detected: detected.is_some(),
+        rejoin: rejoined.unwrap_or(REJOIN_TIMEOUT),
+        rejoined: rejoined.is_some(),
+        incarnation_before,
+        incarnation_after: incarnation_of(c, observer, victim),
+        detect_phase,
+        rejoin_phase: restart_at.elapsed(),
     })
 }
 
-/// Publishes the rumors from random live members, waits until every live node delivered them
-/// (bounded) and their retransmissions drained, and returns the outcome with the counter and
-/// CPU differences across the phase.
+/// The rumor phase's outcome and its cost: counter and CPU differences over `window`.
+struct RumorPhase {
+    dis: Dissemination,
+    delta: Totals,
+    window: Duration,
+}
+
+/// Publishes the rumors from random live members, then measures their cost and delivery.
+///
+/// The cost window ends one drain time after the rumors settled (every live node has them all,
+/// or one drain time passed since the last publish, after which gossip delivers no more): the
+/// last receivers' retransmissions are the rumors' cost, a wait for missing rumors is not.
+/// Deliveries are then waited for up to [`DELIVERY_TIMEOUT`] after the last publish.
 fn rumor_phase(
     a: &Args,
     cfg: &Config,
     c: &mut Cluster,
     rng: &mut StdRng,
-) -> anyhow::Result<(Dissemination, Totals)> {
+) -> anyhow::Result<RumorPhase> {
     let live = c.live();
     let since_ms = unix_ms();
+    let start = Instant::now();
     let before = totals(c, a.suite)?;
+    let published = publish_all(a, c, &live, rng)?;
+    let last_publish = Instant::now();
+    let drain = drain_time(cfg, c.len());
+    let mut seen: Vec<(usize, Vec<Delivery>)> = live.iter().map(|&i| (i, Vec::new())).collect();
+    let mut poll_deliveries = |c: &mut Cluster, timeout: Duration| {
+        poll_until(timeout, || {
+            c.check_running()?;
+            refresh_deliveries(c, &published, since_ms, &mut seen)?;
+            Ok(disseminate(&published, &seen).complete().then_some(()))
+        })
+    };
+    poll_deliveries(c, drain)?;
+    std::thread::sleep(drain);
+    let delta = totals(c, a.suite)?.minus(&before);
+    let window = start.elapsed();
+    let rest = DELIVERY_TIMEOUT.saturating_sub(last_publish.elapsed());
+    poll_deliveries(c, rest)?;
+    Ok(RumorPhase {
+        dis: disseminate(&published, &seen),
+        delta,
+        window,
+    })
+}
+
+/// Publishes `a.rumors` rumors from random members of `live`, on a fixed schedule.
+fn publish_all(
+    a: &Args,
+    c: &Cluster,
+    live: &[usize],
+    rng: &mut StdRng,
+) -> anyhow::Result<Vec<Published>> {
     let mut published = Vec::with_capacity(a.rumors as usize);
     let mut payload = [0u8; PAYLOAD_LEN];
     let first = Instant::now();
@@ -1246,23 +1343,11 @@ fn rumor_phase(
         rng.fill(&mut payload[..]);
         published.push(c.publish(from, &payload)?);
     }
-    let drained_at = Instant::now() + drain_time(cfg, c.len());
     let unique: HashSet<(u32, u64)> = published.iter().map(|p| (p.origin, p.seq)).collect();
     if unique.len() != published.len() {
         bail!("nodes returned duplicate (origin, seq) receipts for distinct publishes");
     }
-    let mut seen: Vec<(usize, Vec<Delivery>)> = live.iter().map(|&i| (i, Vec::new())).collect();
-    poll_until(DELIVERY_TIMEOUT, || {
-        c.check_running()?;
-        refresh_deliveries(c, &published, since_ms, &mut seen)?;
-        Ok(disseminate(&published, &seen).complete().then_some(()))
-    })?;
-    let dis = disseminate(&published, &seen);
-    // Count the retransmissions that follow the last delivery too: they are the rumors' cost.
-    let rest = drained_at.saturating_duration_since(Instant::now());
-    std::thread::sleep(rest);
-    let delta = totals(c, a.suite)?.minus(&before);
-    Ok((dis, delta))
+    Ok(published)
 }
 
 fn print_table(r: &Report) {
