@@ -8,6 +8,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod cluster;
 mod crypto;
 mod pool;
+mod report;
 mod util;
 
 #[derive(Parser)]
@@ -41,13 +42,6 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-/// The default report: for now the stages that exist (crypto, pool), each written as JSON
-/// under `reports/<UTC timestamp>/`.
 fn report_default() -> anyhow::Result<()> {
-    let dir = util::report_dir()?;
-    eprintln!("rumor-bench: writing {}", dir.display());
-    crypto::run(crypto::Args::for_report(dir.join("crypto.json")))?;
-    pool::run(pool::Args::for_report(dir.join("pool.json")))?;
-    eprintln!("rumor-bench: done, results in {}", dir.display());
-    Ok(())
+    report::run().map(|_| ())
 }

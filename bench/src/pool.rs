@@ -9,6 +9,10 @@
 //! half of any earlier one (likely cached). Each datagram is copied into a fresh buffer as a
 //! socket receive would, then moved into the pool.
 //!
+//! `raw_verify_per_s` and the pool's rate are measured in alternating slices (pool, then raw on
+//! the first worker's core, eight times), so that on a machine shared with other work both rates
+//! see the same conditions; the JSON keeps each slice's pair.
+//!
 //! The generator (this thread, pinned to the first core) keeps `--depth` batches queued (closed
 //! loop), or with `--overload X` offers X times the pool's estimated capacity, paced, whatever
 //! the queue holds.
@@ -24,11 +28,12 @@ use codec::{
     ClusterKey, Header, HopKeys, Message, Opener, Packet, PublicKey, Rumor, Sealer, SecretKey,
     SharedKeyRing, Suite, Unverified,
 };
+use crossbeam::channel::Receiver;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
 use verify_pool::{
-    Admit, Datagram, KeySource, Outcome, Output, Pool, PoolConfig, PoolStats, RateLimit, ShedReason,
+    Admit, Datagram, Ingress, Outcome, Output, Pool, PoolConfig, PoolStats, RateLimit, ShedReason,
 };
 
 use crate::util::{peak_rss_bytes, write_json};
@@ -110,15 +115,6 @@ impl Args {
             seconds: 10.0,
             json: Some(json),
         }
-    }
-}
-
-/// The members' keys as the pool's roster.
-struct Roster(Vec<[u8; 32]>);
-
-impl KeySource for Roster {
-    fn key_bytes(&self, member: u32) -> Option<[u8; 32]> {
-        self.0.key_bytes(member)
     }
 }
 
@@ -329,6 +325,8 @@ struct Tally {
     expected_accepted: u64,
     expected_rejected: u64,
     pending: u64,
+    /// Verdicts paid with crypto (not taken from an identical copy).
+    crypto_settled: u64,
     /// Corpus indices with a verdict.
     settled: Vec<bool>,
     unique_settled: usize,
@@ -355,6 +353,7 @@ impl Tally {
         self.last_output = Some(Instant::now());
         for o in batch {
             self.pending = self.pending.saturating_sub(1);
+            self.crypto_settled += u64::from(!o.dedup_hit);
             let h = match &o.outcome {
                 Outcome::Verified(v) => *v.header(),
                 Outcome::Duplicate(d) => *d.header(),
@@ -383,19 +382,22 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     );
     let corpus = build_corpus(&a, tag)?;
     let limit = Duration::from_secs_f64(a.seconds.max(0.1));
-    // Half the raw measurement before the pool run, half after, on the first worker's core:
-    // a machine shared with other work drifts, and both rates must see the same drift.
+    // The raw rate runs on the first worker's core, in slices alternating with the pool's.
     let raw_core = cores.last().copied();
-    let (first_half, second_half) = corpus.datagrams.split_at(corpus.datagrams.len() / 2);
-    let before = raw_opens(&corpus, first_half, a.suite, tag, limit / 2, raw_core)?;
-    eprintln!(
-        "pool: raw single-thread verification before the run {:.0}/s",
-        before.0 as f64 / before.1
-    );
+    let raw_chunk = corpus.datagrams.len().div_ceil(SLICES);
+    let mut raw_chunks = corpus.datagrams.chunks(raw_chunk).cycle();
+    let mut raw_sum = raw_opens(
+        &corpus,
+        raw_chunks.next().unwrap_or_default(),
+        a.suite,
+        tag,
+        limit / SLICES as u32,
+        raw_core,
+    )?;
 
     let defaults = PoolConfig::default();
     let workers = a.workers.max(1);
-    let capacity_est = before.0 as f64 / before.1
+    let capacity_est = raw_sum.0 as f64 / raw_sum.1
         * workers as f64
         * if a.batch { BATCH_GAIN_CEILING } else { 1.0 };
     let overloaded = a.overload > 0.0;
@@ -423,109 +425,167 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         origin_limit: RateLimit::UNLIMITED,
         ..defaults
     };
-    let batch_size = cfg.batch_size;
-    let (queue_capacity, depth) = (
-        cfg.queue_capacity,
-        (a.depth.max(1) * batch_size).min(cfg.queue_capacity),
-    );
-    let (mut pool, rx) = Pool::start(cfg, Arc::new(Roster(corpus.keys.clone())))?;
-    let mut ingress = pool.ingress()?;
+    let (batch_size, queue_capacity) = (cfg.batch_size, cfg.queue_capacity);
+    let (mut pool, rx) = Pool::start(cfg, Arc::new(corpus.keys.clone()))?;
     let order = stream(&a, corpus.datagrams.len());
-    let offered_rate = a.overload * capacity_est;
-
-    let mut t = Tally {
-        settled: vec![false; corpus.datagrams.len()],
-        ..Tally::default()
+    let mut g = Generator {
+        corpus: &corpus,
+        ingress: pool.ingress()?,
+        rx,
+        next: 0,
+        submitted: 0,
+        submitted_unique: vec![false; corpus.datagrams.len()],
+        unique_messages: 0,
+        t: Tally {
+            settled: vec![false; corpus.datagrams.len()],
+            ..Tally::default()
+        },
+        batch_size,
+        queue_capacity,
+        depth: (a.depth.max(1) * batch_size).min(queue_capacity),
+        offered_rate: a.overload * capacity_est,
     };
-    let (mut submitted_unique, mut unique_messages) = (vec![false; corpus.datagrams.len()], 0usize);
-    let (mut next, mut submitted) = (0usize, 0u64);
-    let start = Instant::now();
-    let deadline = start + limit;
-    while (next < order.len() || t.pending > 0) && Instant::now() < deadline + limit {
-        while let Ok(b) = rx.try_recv() {
-            t.outputs(&corpus, b);
+    let (mut pool_time, mut slice_rates) = (Duration::ZERO, Vec::new());
+    let per_slice = order.len().div_ceil(SLICES).max(1);
+    for end in (per_slice..order.len() + per_slice).step_by(per_slice) {
+        if pool_time >= limit {
+            break;
         }
-        let now = Instant::now();
-        let may_send = next < order.len()
-            && now < deadline
-            && if overloaded {
-                (submitted as f64) < offered_rate * now.duration_since(start).as_secs_f64()
-            } else {
-                queue_capacity - ingress.room() + batch_size.min(queue_capacity) <= depth
-            };
-        if !may_send {
-            if let Ok(b) =
-                rx.recv_timeout(Duration::from_micros(if overloaded { 200 } else { 1000 }))
-            {
-                t.outputs(&corpus, b);
+        let (d, settled) = g.slice(&order[..end.min(order.len())], limit)?;
+        pool_time += d;
+        let raw_slice = raw_opens(
+            &corpus,
+            raw_chunks.next().unwrap_or_default(),
+            a.suite,
+            tag,
+            d.max(MIN_RAW_SLICE),
+            raw_core,
+        )?;
+        slice_rates.push((
+            settled as f64 / d.as_secs_f64().max(1e-9),
+            raw_slice.0 as f64 / raw_slice.1,
+        ));
+        raw_sum = (raw_sum.0 + raw_slice.0, raw_sum.1 + raw_slice.1);
+    }
+    pool.shutdown();
+    let st = pool.stats();
+    eprintln!("pool: slices (pool/s, raw/s): {slice_rates:.0?}");
+    let m = Measured {
+        raw: raw_sum.0 as f64 / raw_sum.1,
+        workers,
+        elapsed: pool_time.as_secs_f64().max(1e-9),
+        slice_rates,
+    };
+    report(&a, &corpus, &m, &g, &st)
+}
+
+/// Alternations of pool and raw phases: enough to average out the drift of a machine shared
+/// with other work, few enough that refilling the pipeline each time (one batch) stays noise.
+const SLICES: usize = 8;
+/// Shortest raw phase, so that one slice's rate is not a handful of verifications.
+const MIN_RAW_SLICE: Duration = Duration::from_millis(200);
+
+/// The load generator's state across slices.
+struct Generator<'a> {
+    corpus: &'a Corpus,
+    ingress: Ingress,
+    rx: Receiver<Vec<Output>>,
+    next: usize,
+    submitted: u64,
+    submitted_unique: Vec<bool>,
+    unique_messages: usize,
+    t: Tally,
+    batch_size: usize,
+    queue_capacity: usize,
+    /// Closed loop: datagrams to keep queued.
+    depth: usize,
+    /// Paced offered load (datagrams/s); 0 for the closed loop.
+    offered_rate: f64,
+}
+
+impl Generator<'_> {
+    /// Feeds `order[self.next..]` and waits for every verdict (bounded by `limit` past the
+    /// slice's start). Returns the slice's duration (to its last verdict) and how many
+    /// datagrams the pool settled by crypto in it.
+    fn slice(&mut self, order: &[u32], limit: Duration) -> anyhow::Result<(Duration, u64)> {
+        let start = Instant::now();
+        let settled_before = self.t.crypto_settled;
+        let submitted_before = self.submitted;
+        self.t.last_output = None;
+        while (self.next < order.len() || self.t.pending > 0) && start.elapsed() < limit {
+            while let Ok(b) = self.rx.try_recv() {
+                self.t.outputs(self.corpus, b);
             }
-            continue;
-        }
-        let chunk = &order[next..(next + batch_size).min(order.len())];
-        next += chunk.len();
-        submitted += chunk.len() as u64;
-        let datagrams = chunk.iter().map(|&i| Datagram {
-            buf: BytesMut::from(&corpus.datagrams[i as usize][..]),
-            origin: Some(corpus.origins[i as usize]),
-        });
-        for (admit, &i) in ingress.submit(datagrams, now).into_iter().zip(chunk) {
-            let i = i as usize;
-            let shed = matches!(admit, Admit::Shed(_));
-            if !shed {
-                unique_messages += usize::from(!std::mem::replace(&mut submitted_unique[i], true));
-                if corpus.valid[i] {
-                    t.expected_accepted += 1;
+            let now = Instant::now();
+            let may_send = self.next < order.len()
+                && if self.offered_rate > 0.0 {
+                    ((self.submitted - submitted_before) as f64)
+                        < self.offered_rate * now.duration_since(start).as_secs_f64()
                 } else {
-                    t.expected_rejected += 1;
+                    let queued = self.queue_capacity - self.ingress.room();
+                    queued + self.batch_size.min(self.queue_capacity) <= self.depth
+                };
+            if !may_send {
+                let wait = Duration::from_micros(if self.offered_rate > 0.0 { 200 } else { 1000 });
+                if let Ok(b) = self.rx.recv_timeout(wait) {
+                    self.t.outputs(self.corpus, b);
+                }
+                continue;
+            }
+            let chunk = &order[self.next..(self.next + self.batch_size).min(order.len())];
+            self.next += chunk.len();
+            self.submitted += chunk.len() as u64;
+            self.submit(chunk, now)?;
+        }
+        let end = self.t.last_output.unwrap_or_else(Instant::now);
+        Ok((
+            end.saturating_duration_since(start),
+            self.t.crypto_settled - settled_before,
+        ))
+    }
+
+    fn submit(&mut self, chunk: &[u32], now: Instant) -> anyhow::Result<()> {
+        let c = self.corpus;
+        let datagrams = chunk.iter().map(|&i| Datagram {
+            buf: BytesMut::from(&c.datagrams[i as usize][..]),
+            origin: Some(c.origins[i as usize]),
+        });
+        for (admit, &i) in self.ingress.submit(datagrams, now).into_iter().zip(chunk) {
+            let i = i as usize;
+            if !matches!(admit, Admit::Shed(_)) {
+                self.unique_messages +=
+                    usize::from(!std::mem::replace(&mut self.submitted_unique[i], true));
+                if c.valid[i] {
+                    self.t.expected_accepted += 1;
+                } else {
+                    self.t.expected_rejected += 1;
                 }
             }
             match admit {
-                Admit::Queued | Admit::Waiting => t.pending += 1,
-                Admit::Duplicate(d) => t.judge(&corpus, true, d.header()),
+                Admit::Queued | Admit::Waiting => self.t.pending += 1,
+                Admit::Duplicate(d) => self.t.judge(c, true, d.header()),
                 Admit::Shed(_) => {}
                 Admit::Malformed(e) => bail!("corpus datagram {i} does not parse: {e}"),
             }
         }
+        Ok(())
     }
-    let elapsed = t
-        .last_output
-        .unwrap_or_else(Instant::now)
-        .duration_since(start)
-        .as_secs_f64()
-        .max(1e-9);
-    pool.shutdown();
-    let st = pool.stats();
-    let after = raw_opens(&corpus, second_half, a.suite, tag, limit / 2, raw_core)?;
-    let raw = (before.0 + after.0) as f64 / (before.1 + after.1);
-    eprintln!(
-        "pool: raw single-thread verification after the run {:.0}/s",
-        after.0 as f64 / after.1
-    );
-    report(
-        &a,
-        &corpus,
-        raw,
-        workers,
-        elapsed,
-        submitted,
-        unique_messages,
-        &t,
-        &st,
-    )
 }
 
-#[allow(clippy::too_many_arguments)]
-fn report(
-    a: &Args,
-    c: &Corpus,
+/// Rates measured by the run.
+struct Measured {
+    /// Single-thread verifications per second over all raw slices.
     raw: f64,
     workers: usize,
+    /// Seconds the pool ran (sum of its slices).
     elapsed: f64,
-    submitted: u64,
-    unique_messages: usize,
-    t: &Tally,
-    st: &PoolStats,
-) -> anyhow::Result<()> {
+    /// Per slice: (pool settled/s, raw/s).
+    slice_rates: Vec<(f64, f64)>,
+}
+
+fn report(a: &Args, c: &Corpus, m: &Measured, g: &Generator, st: &PoolStats) -> anyhow::Result<()> {
+    let (t, submitted, unique_messages) = (&g.t, g.submitted, g.unique_messages);
+    let (raw, workers, elapsed) = (m.raw, m.workers, m.elapsed);
     let settled_by_crypto = st.verified + st.failed;
     let pool_rate = settled_by_crypto as f64 / elapsed;
     let ratio = pool_rate / workers as f64 / raw;
@@ -588,6 +648,7 @@ fn report(
         ("mean_popped_batch", json!(mean_batch)),
         ("undelivered", json!(st.undelivered)),
         ("peak_rss_bytes", json!(peak_rss_bytes())),
+        ("slices_pool_raw_per_s", json!(m.slice_rates)),
     ];
     let mut v: serde_json::Map<String, serde_json::Value> = fields
         .into_iter()

@@ -73,6 +73,7 @@ impl Header {
 
     /// Parses the header at the start of `buf`. Checks magic, version, suite and lengths; the
     /// salt is present exactly when the suite needs one.
+    #[inline]
     pub fn parse(buf: &[u8]) -> Result<Header, WireError> {
         if buf.len() < FIXED_LEN {
             return Err(WireError::Truncated {

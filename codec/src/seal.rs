@@ -85,6 +85,7 @@ pub(crate) fn wire_subkey(
 }
 
 /// The only place a nonce is made: from the authenticated header counter.
+#[inline]
 fn nonce_for(counter: u64) -> Nonce {
     let mut n = [0u8; NONCE_LEN];
     n[NONCE_LEN - 8..].copy_from_slice(&counter.to_be_bytes());
@@ -369,6 +370,7 @@ pub struct Unverified {
 
 impl Unverified {
     /// Cheap, crypto-free checks: header, suite and cluster match, room for the trailer.
+    #[inline]
     pub fn parse(buf: BytesMut, suite: Suite, cluster_tag: u32) -> Result<Unverified, WireError> {
         let header = Header::parse(&buf)?;
         if header.suite != suite {
@@ -412,6 +414,7 @@ impl Unverified {
         ))
     }
 
+    #[inline]
     fn into_verified(mut self) -> Verified {
         // Trim header and trailer by moving the buffer's bounds: no refcount traffic.
         self.buf
@@ -518,6 +521,7 @@ impl Opener {
     }
 
     /// Authenticates a datagram with its suite's hop protection; decrypts AEAD bodies in place.
+    #[inline]
     pub fn open(&mut self, d: Unverified, keys: &impl MemberKeys) -> Result<Verified, OpenError> {
         let h = d.header;
         match h.suite.hop() {
@@ -535,6 +539,7 @@ impl Opener {
         }
     }
 
+    #[inline]
     fn refresh_ring(&mut self) {
         if let Some(view) = &mut self.ring {
             if view.current().1 {
@@ -545,6 +550,7 @@ impl Opener {
         }
     }
 
+    #[inline]
     fn open_mac(&mut self, d: Unverified) -> Result<Verified, OpenError> {
         self.refresh_ring();
         let kid = d.header.key_id;
@@ -566,6 +572,7 @@ impl Opener {
         Ok(d.into_verified())
     }
 
+    #[inline]
     fn open_aead(&mut self, alg: AeadAlg, mut d: Unverified) -> Result<Verified, OpenError> {
         self.refresh_ring();
         let h = d.header;
@@ -614,6 +621,7 @@ impl Opener {
     }
 }
 
+#[inline]
 fn aead_open(key: &LessSafeKey, d: &mut Unverified) -> Result<(), OpenError> {
     let (head, rest) = d.buf.split_at_mut(d.header.encoded_len());
     key.open_in_place(nonce_for(d.header.counter), Aad::from(&*head), rest)

@@ -24,6 +24,29 @@ pub enum IoMode {
     Mmsg,
 }
 
+/// How much protection to pay for (DESIGN.md, "Protection levels"). A level sets defaults;
+/// explicit flags override them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Protection {
+    /// A trusted internal fleet: shared-key AEAD (aes-256-gcm), anti-replay, roster admission.
+    Trusted,
+    /// Cross-boundary or multi-tenant: per-member signatures (ed25519), the signed roster,
+    /// rate limits and validation before anything is applied.
+    SemiTrusted,
+    /// High-value decisions under malicious insiders: all of that plus the quorum authority layer.
+    Byzantine,
+}
+
+impl Protection {
+    pub fn suite(self) -> Suite {
+        match self {
+            Protection::Trusted => Suite::Aes256Gcm,
+            Protection::SemiTrusted | Protection::Byzantine => Suite::Ed25519,
+        }
+    }
+}
+
 /// Flags of `rumor run`. All optional here so that the config file can supply them.
 #[derive(Args, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -34,6 +57,12 @@ pub struct RunOptions {
     /// Seed members to join through, comma separated.
     #[arg(long, value_delimiter = ',')]
     pub seeds: Option<Vec<SocketAddr>>,
+    /// Protection level: sets the suite, admission, limits and authority defaults.
+    #[arg(long, value_enum)]
+    pub protection: Option<Protection>,
+    /// Tolerate up to f Byzantine members: turns on the quorum authority layer.
+    #[arg(long)]
+    pub tolerate: Option<u32>,
     /// Crypto suite: none, hmac-sha256, aes-256-gcm, chacha20-poly1305, ed25519, aead+ed25519.
     #[arg(long)]
     #[serde(default, deserialize_with = "de_from_str")]
@@ -138,6 +167,12 @@ pub enum ConfigError {
     Invalid { flag: &'static str, why: String },
     #[error("suite {suite} needs --{flag}")]
     Missing { suite: Suite, flag: &'static str },
+    #[error("--tolerate needs per-member provenance, and suite {0} has none: every holder of the shared cluster key can sign as any member, so one liar could pose as a whole quorum of witnesses; use --suite ed25519 or aead+ed25519")]
+    AuthorityWithoutProvenance(Suite),
+    #[error(
+        "the quorum authority layer (--tolerate, --protection byzantine) is not in this build yet"
+    )]
+    AuthorityUnavailable,
 }
 
 /// The resolved configuration of `rumor run`.
@@ -146,6 +181,7 @@ pub struct RunConfig {
     pub bind: SocketAddr,
     pub seeds: Vec<SocketAddr>,
     pub suite: Suite,
+    pub tolerate: Option<u32>,
     pub key: Option<PathBuf>,
     pub roster: Option<PathBuf>,
     pub authority: Option<String>,
@@ -187,7 +223,15 @@ impl RunOptions {
             flag: "bind",
             why: "required (e.g. --bind 127.0.0.1:7946)".into(),
         })?;
-        let suite = self.suite.or(file.suite).unwrap_or(Suite::Ed25519);
+        let protection = self
+            .protection
+            .or(file.protection)
+            .unwrap_or(Protection::SemiTrusted);
+        let suite = self.suite.or(file.suite).unwrap_or(protection.suite());
+        let tolerate = self
+            .tolerate
+            .or(file.tolerate)
+            .or((protection == Protection::Byzantine).then_some(1));
         let state_dir = self
             .state_dir
             .or(file.state_dir)
@@ -200,6 +244,7 @@ impl RunOptions {
             bind,
             seeds: self.seeds.or(file.seeds).unwrap_or_default(),
             suite,
+            tolerate,
             key: self.key.or(file.key),
             roster: self.roster.or(file.roster),
             authority: self.authority.or(file.authority),
@@ -273,6 +318,12 @@ impl RunConfig {
         if let Err(e) = codec::Packet::new(self.suite, self.mtu) {
             return bad("mtu", e.to_string());
         }
+        if self.tolerate.is_some() {
+            if !self.suite.per_member_provenance() {
+                return Err(ConfigError::AuthorityWithoutProvenance(self.suite));
+            }
+            return Err(ConfigError::AuthorityUnavailable);
+        }
         if self.suite.uses_member_key() && self.key.is_none() {
             return Err(ConfigError::Missing {
                 suite: self.suite,
@@ -332,6 +383,28 @@ mod tests {
             .resolve(RunOptions::default())
             .unwrap_err();
         assert!(e.to_string().starts_with("--mtu"), "{e}");
+        let e = opts(&[
+            "--bind",
+            "127.0.0.1:1",
+            "--suite",
+            "hmac-sha256",
+            "--tolerate",
+            "1",
+        ])
+        .resolve(RunOptions::default())
+        .unwrap_err();
+        assert!(e.to_string().contains("per-member provenance"), "{e}");
+        let c = opts(&[
+            "--bind",
+            "127.0.0.1:1",
+            "--protection",
+            "trusted",
+            "--cluster-key",
+            "k",
+        ])
+        .resolve(RunOptions::default())
+        .unwrap();
+        assert_eq!(c.suite, Suite::Aes256Gcm);
         assert!(toml::from_str::<RunOptions>("fanuot = 3").is_err());
         assert!(toml::from_str::<RunOptions>("suite = \"rot13\"").is_err());
     }

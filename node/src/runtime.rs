@@ -33,6 +33,7 @@ use crate::config::{IoMode, RunConfig};
 use crate::control::{Delivery, MemberView, Request, Response, MAX_REQUEST};
 use crate::core::{Action, Boot, Config as CoreConfig, Core, Millis, Roster as AddressBook};
 use crate::identity::Identity;
+use crate::io::send::{MmsgTx, Transmitter, UringTx};
 use crate::io::{self, mmsg::MmsgRx, socket, uring::UringRx, Receiver};
 use crate::metrics::Metrics;
 
@@ -132,6 +133,7 @@ impl Node {
             .try_clone()
             .context("cloning the send socket")?;
         let rxs = receivers(cfg.io, socks, io::buffer_size(cfg.mtu))?;
+        let uses_uring = rxs.first().is_some_and(|r| r.name() == "uring");
         let tag = id.roster.cluster_tag();
         let limit = verify_pool::RateLimit {
             per_second: cfg.sender_rate,
@@ -180,7 +182,12 @@ impl Node {
             serve_metrics(addr, Arc::clone(&metrics))?;
         }
         tracing::info!(member = id.member, %bound, suite = %id.suite, epoch = id.epoch.current(), io = ?cfg.io, "node running");
-        let mut core_loop = CoreLoop::new(&cfg, &mut id, bound, send_sock, Arc::clone(&metrics))?;
+        // Sends go out the way receives come in: io_uring if the receivers got it, else sendmmsg.
+        let tx: Box<dyn Transmitter + Send> = match uses_uring {
+            true => Box::new(UringTx::new(send_sock).context("io_uring send ring")?),
+            false => Box::new(MmsgTx::new(send_sock)),
+        };
+        let mut core_loop = CoreLoop::new(&cfg, &mut id, bound, tx, Arc::clone(&metrics))?;
         let crash = Arc::new(AtomicBool::new(false));
         let (m, s, c) = (Arc::clone(&metrics), Arc::clone(&stop), Arc::clone(&crash));
         let core = std::thread::Builder::new()
@@ -270,7 +277,7 @@ struct CoreLoop {
     core: Core,
     sealer: Sealer,
     replay: ReplayGuard,
-    sock: UdpSocket,
+    tx: Box<dyn Transmitter + Send>,
     metrics: Arc<Metrics>,
     roster: Arc<codec::Roster>,
     ring: Option<codec::SharedKeyRing>,
@@ -286,7 +293,7 @@ impl CoreLoop {
         cfg: &RunConfig,
         id: &mut Identity,
         bound: SocketAddr,
-        sock: UdpSocket,
+        tx: Box<dyn Transmitter + Send>,
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<CoreLoop> {
         let tag = id.roster.cluster_tag();
@@ -331,7 +338,7 @@ impl CoreLoop {
             core,
             sealer,
             replay: ReplayGuard::new(ReplayConfig::default(), now),
-            sock,
+            tx,
             metrics,
             roster: Arc::clone(&id.roster),
             ring: id.ring.clone(),
@@ -449,6 +456,7 @@ impl CoreLoop {
     /// Carries out the core's actions: seal and send, deliver, log membership changes.
     fn flush(&mut self, now: u64, epochs: &mut codec::epoch::EpochStore) -> anyhow::Result<()> {
         let m = Arc::clone(&self.metrics);
+        let mut outbox = Vec::new();
         while let Some(a) = self.core.poll_action() {
             match a {
                 Action::Send { to, messages } => {
@@ -457,13 +465,7 @@ impl CoreLoop {
                         continue;
                     };
                     for d in self.seal(now, &messages, epochs)? {
-                        match self.sock.send_to(&d, addr) {
-                            Ok(n) => {
-                                Metrics::add(&m.datagrams_out, 1);
-                                Metrics::add(&m.bytes_out, n as u64);
-                            }
-                            Err(_) => Metrics::add(&m.send_errors, 1),
-                        }
+                        outbox.push((addr, d));
                     }
                 }
                 Action::Deliver(r) => {
@@ -480,6 +482,12 @@ impl CoreLoop {
                     tracing::info!(member = id, ?state, incarnation, "member changed");
                 }
             }
+        }
+        if !outbox.is_empty() {
+            let sent = self.tx.send_batch(&outbox);
+            Metrics::add(&m.datagrams_out, sent.datagrams);
+            Metrics::add(&m.bytes_out, sent.bytes);
+            Metrics::add(&m.send_errors, sent.errors);
         }
         Ok(())
     }

@@ -15,6 +15,8 @@ use std::collections::HashMap;
 use std::num::NonZeroUsize;
 
 use lru::LruCache;
+
+use crate::TableHasher;
 use ring::digest::{digest as sha, SHA256, SHA256_OUTPUT_LEN};
 
 /// SHA-256 of a whole datagram.
@@ -38,8 +40,8 @@ pub enum Seen {
 
 /// Verified digests (LRU-bounded) and in-flight digests with their waiting twins (bounded).
 pub struct DedupTable<W> {
-    verified: LruCache<Digest, ()>,
-    in_flight: HashMap<Digest, Vec<W>>,
+    verified: LruCache<Digest, (), TableHasher>,
+    in_flight: HashMap<Digest, Vec<W>, TableHasher>,
     waiters: usize,
     max_waiters: usize,
     max_in_flight: usize,
@@ -48,8 +50,8 @@ pub struct DedupTable<W> {
 impl<W> DedupTable<W> {
     pub fn new(verified: NonZeroUsize, max_in_flight: usize, max_waiters: usize) -> Self {
         DedupTable {
-            verified: LruCache::new(verified),
-            in_flight: HashMap::new(),
+            verified: LruCache::with_hasher(verified, TableHasher::default()),
+            in_flight: HashMap::default(),
             waiters: 0,
             max_waiters,
             max_in_flight,

@@ -90,8 +90,9 @@ impl Ingress {
         }
         let (hits, misses) = (self.keys.hits, self.keys.misses);
 
-        let mut admits = Vec::new();
-        let mut candidates = Vec::new();
+        let datagrams = datagrams.into_iter();
+        let mut admits = Vec::with_capacity(datagrams.size_hint().0);
+        let mut candidates = Vec::with_capacity(datagrams.size_hint().0);
         for Datagram { buf, origin } in datagrams {
             let at = admits.len();
             let d = match Unverified::parse(buf, cfg.suite, cfg.cluster_tag) {

@@ -18,6 +18,8 @@ use codec::ed25519::PUBLIC_KEY_LEN;
 use codec::{MemberId, MemberKeys, PublicKey};
 use lru::LruCache;
 
+use crate::TableHasher;
+
 /// The roster's raw member keys. Only admitted members belong in it.
 pub trait KeySource: Send + Sync {
     fn key_bytes(&self, member: MemberId) -> Option<[u8; PUBLIC_KEY_LEN]>;
@@ -42,7 +44,7 @@ impl KeySource for HashMap<MemberId, [u8; PUBLIC_KEY_LEN]> {
 /// Parsed, admissible keys of recently seen members.
 pub struct KeyCache {
     source: Arc<dyn KeySource>,
-    cache: LruCache<MemberId, PublicKey>,
+    cache: LruCache<MemberId, PublicKey, TableHasher>,
     generation: u64,
     pub hits: u64,
     pub misses: u64,
@@ -53,7 +55,7 @@ impl KeyCache {
         let generation = source.generation();
         KeyCache {
             source,
-            cache: LruCache::new(capacity),
+            cache: LruCache::with_hasher(capacity, TableHasher::default()),
             generation,
             hits: 0,
             misses: 0,

@@ -49,6 +49,10 @@ pub use shed::{RateLimit, ShedReason};
 pub use stats::{Percentiles, PoolStats};
 pub use worker::{Outcome, Output};
 
+/// Hashing of every table the pool keeps: randomly seeded per process, so keys an attacker
+/// chooses (digests, member ids, addresses) cannot be aimed at one bucket.
+pub(crate) type TableHasher = foldhash::quality::RandomState;
+
 use dedup::DedupTable;
 use keys::KeyCache;
 use queue::IngressQueue;

@@ -1,6 +1,7 @@
 //! The quarantine lane: suspects whose datagrams keep failing verification are checked one at a
 //! time, so a trickle of forgeries cannot make every batch fail (each failed batch costs a
-//! bisection, roughly doubling its price). A suspect is blamed by source address when the io
+//! bisection, roughly doubling its price; see Pastuszak et al., PKC 2000, on the cost of finding
+//! bad signatures in batches). A suspect is blamed by source address when the io
 //! thread knows it, since that is what a forger controls, and by claimed member id otherwise;
 //! blaming the claimed id when an address is known would let anyone push any honest member into
 //! the slow lane. Quarantine only changes the path, never the verdict.
@@ -17,6 +18,8 @@ use std::time::{Duration, Instant};
 
 use codec::MemberId;
 use lru::LruCache;
+
+use crate::TableHasher;
 
 /// Who is blamed for a failed datagram.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -53,14 +56,14 @@ struct Record {
 
 pub struct Quarantine {
     cfg: QuarantineConfig,
-    records: LruCache<Suspect, Record>,
+    records: LruCache<Suspect, Record, TableHasher>,
 }
 
 impl Quarantine {
     pub fn new(cfg: QuarantineConfig) -> Self {
         Quarantine {
             cfg,
-            records: LruCache::new(cfg.capacity),
+            records: LruCache::with_hasher(cfg.capacity, TableHasher::default()),
         }
     }
 

@@ -69,8 +69,12 @@ impl<T> IngressQueue<T> {
         self.peak.load(SeqCst)
     }
 
-    /// Reserves room for up to `want` datagrams; returns how many were granted (0 if full).
+    /// Reserves room for up to `want` datagrams; returns how many were granted (0 if full, or
+    /// closed: no worker would ever pop them).
     pub fn reserve(&self, want: usize) -> usize {
+        if self.is_closed() {
+            return 0;
+        }
         let mut granted = 0;
         // fetch_update retries only under contention; the closure is pure.
         let _ = self.len.fetch_update(SeqCst, SeqCst, |len| {

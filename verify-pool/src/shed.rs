@@ -17,6 +17,8 @@ use std::time::Instant;
 use codec::MemberId;
 use lru::LruCache;
 
+use crate::TableHasher;
+
 /// Why a datagram was dropped before verification. Ordered from least valuable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ShedReason {
@@ -129,8 +131,8 @@ impl Bucket {
 pub struct Limiter {
     sender_limit: RateLimit,
     origin_limit: RateLimit,
-    senders: LruCache<MemberId, Bucket>,
-    origins: LruCache<IpAddr, Bucket>,
+    senders: LruCache<MemberId, Bucket, TableHasher>,
+    origins: LruCache<IpAddr, Bucket, TableHasher>,
 }
 
 impl Limiter {
@@ -138,8 +140,8 @@ impl Limiter {
         Limiter {
             sender_limit,
             origin_limit,
-            senders: LruCache::new(capacity),
-            origins: LruCache::new(capacity),
+            senders: LruCache::with_hasher(capacity, TableHasher::default()),
+            origins: LruCache::with_hasher(capacity, TableHasher::default()),
         }
     }
 

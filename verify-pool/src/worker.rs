@@ -1,7 +1,7 @@
-//! A verification worker: pops batches from the ingress queue, verifies them with the suite
-//! (batch plus bisection for `ed25519`, the quarantine lane and other suites one by one),
-//! settles the dedup table and hands verdicts on. Idle workers back off briefly, then sleep on
-//! the queue's condvar, so a node at rest burns no core.
+//! A verification worker, the "verify pool" stage of DESIGN.md's data path: pops batches from
+//! the ingress queue, verifies them with the suite (batch plus bisection for `ed25519`; the
+//! quarantine lane and other suites one by one), settles the dedup table and hands verdicts on.
+//! Idle workers back off briefly, then sleep on the queue's condvar: a node at rest burns no core.
 //!
 //! Concurrency: each worker owns its opener, key cache, quarantine and RNG; it shares only the
 //! queue (lock-free), the dedup table (one lock per batch) and the stats.

@@ -347,3 +347,52 @@ fn threaded_pool_settles_every_datagram() {
     pool.shutdown();
     assert_eq!(pool.stats().verified, 576);
 }
+
+#[test]
+fn a_forger_address_is_moved_to_the_single_lane() {
+    let mut roster = Roster::new(8);
+    let mut pool = inline_pool(&roster, inline_config());
+    let mut ing = pool.ingress().expect("ingress");
+    let forger: std::net::IpAddr = [192, 0, 2, 1].into();
+    let mut bisections = Vec::new();
+    for _ in 0..4 {
+        let mut wave: Vec<Datagram> = (0..63)
+            .map(|i| Datagram {
+                origin: Some([10, 0, 0, i as u8].into()),
+                ..dg(&roster.seal(i % 8))
+            })
+            .collect();
+        wave.insert(
+            20,
+            Datagram {
+                origin: Some(forger),
+                ..dg(&forge(&roster.seal(3)))
+            },
+        );
+        assert!(ing
+            .submit(wave, Instant::now())
+            .iter()
+            .all(|a| matches!(a, Admit::Queued)));
+        let out = run(&mut pool);
+        assert_eq!(out.iter().filter(|o| !o.accepted()).count(), 1);
+        assert!(out
+            .iter()
+            .all(|o| o.accepted() != (o.origin == Some(forger))));
+        bisections.push(pool.stats().bisections);
+    }
+    // Two strikes put the address in quarantine; from then on its forgeries spoil no batch.
+    assert!(bisections[0] > 0 && bisections[1] > bisections[0]);
+    assert_eq!(bisections[2], bisections[1]);
+    assert_eq!(bisections[3], bisections[1]);
+    assert_eq!(pool.stats().quarantined_items, 2);
+}
+
+#[test]
+fn after_shutdown_everything_is_shed() {
+    let mut roster = Roster::new(1);
+    let mut pool = inline_pool(&roster, inline_config());
+    let mut ing = pool.ingress().expect("ingress");
+    pool.shutdown();
+    let admits = ing.submit([dg(&roster.seal(0))], Instant::now());
+    assert!(matches!(admits[..], [Admit::Shed(ShedReason::QueueFull)]));
+}

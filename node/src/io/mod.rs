@@ -7,6 +7,7 @@
 
 pub mod mmsg;
 pub mod rxbuf;
+pub mod send;
 pub mod socket;
 pub mod uring;
 
