@@ -145,6 +145,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             return Err(e);
         }
     };
+    // The messages about misses name node logs: keep them.
+    if !report.undelivered.is_empty() || !report.detected || !report.rejoined {
+        work.keep = true;
+    }
     print_table(&report);
     if let Some(p) = &a.json {
         // Serialised from the struct, not a `Value`, so the fields keep the report's order.
