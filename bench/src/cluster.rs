@@ -971,6 +971,7 @@ struct Report {
     /// wait, a lower bound).
     detected: bool,
     rejoin_s: f64,
+    /// Whether every live view showed the victim alive again within the wait.
     rejoined: bool,
     victim: usize,
     victim_incarnation_before: Option<u64>,
@@ -998,12 +999,13 @@ struct RunSettings {
     payload_bytes: usize,
 }
 
-/// Background cost of the whole cluster at rest, per node.
+/// Background cost of the cluster at rest (probes, acks, syncs).
 #[derive(Debug, Clone, Serialize, PartialEq, Default)]
 struct Idle {
     window_s: f64,
     msgs_per_s_per_node: f64,
     bytes_per_s_per_node: f64,
+    /// All nodes' CPU seconds per second.
     cpu_s_per_s: f64,
 }
 
