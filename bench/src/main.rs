@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod cluster;
 mod crypto;
 mod pool;
 mod report;
@@ -27,6 +28,8 @@ enum Cmd {
     Crypto(crypto::Args),
     /// The verification pool under a pre-signed corpus: throughput against raw verification.
     Pool(pool::Args),
+    /// N real `rumor` processes on loopback: convergence, dissemination, crash detection, rejoin.
+    Cluster(cluster::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -34,6 +37,7 @@ fn main() -> anyhow::Result<()> {
     match cli.cmd {
         Some(Cmd::Crypto(a)) => crypto::run(a),
         Some(Cmd::Pool(a)) => pool::run(a),
+        Some(Cmd::Cluster(a)) => cluster::run(a),
         None => report_default(),
     }
 }
