@@ -118,6 +118,28 @@ pub struct Args {
     json: Option<PathBuf>,
 }
 
+impl Args {
+    /// The default report's run: a 32-member loopback cluster of `suite`, 30 rumors.
+    pub fn for_report(suite: Suite, json: PathBuf) -> Args {
+        Args {
+            nodes: 32,
+            suite,
+            fanout: 3,
+            rumors: 30,
+            publish_interval: Duration::from_millis(100),
+            gossip_interval: Duration::from_millis(200),
+            probe_interval: Duration::from_secs(1),
+            retransmit_mult: None,
+            suspicion_mult: None,
+            probe_timeout: None,
+            seed: 1,
+            keep_dir: None,
+            rumor_bin: None,
+            json: Some(json),
+        }
+    }
+}
+
 fn parse_duration(s: &str) -> Result<Duration, String> {
     match humantime::parse_duration(s) {
         Ok(d) if !d.is_zero() => Ok(d),
