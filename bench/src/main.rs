@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod crypto;
+mod ingest;
 mod pool;
 mod util;
 
@@ -26,6 +27,8 @@ enum Cmd {
     Crypto(crypto::Args),
     /// The verification pool under a pre-signed corpus: throughput against raw verification.
     Pool(pool::Args),
+    /// The node's receive path on loopback, io_uring vs recvmmsg, against raw limits.
+    Ingest(ingest::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -33,6 +36,7 @@ fn main() -> anyhow::Result<()> {
     match cli.cmd {
         Some(Cmd::Crypto(a)) => crypto::run(a),
         Some(Cmd::Pool(a)) => pool::run(a),
+        Some(Cmd::Ingest(a)) => ingest::run(a),
         None => report_default(),
     }
 }
