@@ -16,13 +16,17 @@
 //!   signatures and the core's origin signatures) are set against bare single-thread
 //!   `ed25519::verify` of the same signatures on the verification worker's core.
 //!
-//! Every datagram is new to the node that reads it: one rumor per datagram, unique
-//! (origin, seq), from `--senders` roster members each sealing with its own counters, stamped
-//! within the anti-replay freshness rules (after the node's boot minus the skew). A live corpus
-//! sent again is replayed, and the node drops the copies (counted); it is sized to outlast what
-//! the node can verify, and capped at what the pool's dedup table remembers, so a replay never
+//! Every datagram is new to the node that reads it and changes its core's state: `--senders`
+//! roster members each seal with their own counters, and each datagram relays one fresh rumor
+//! (unique origin and seq) from a further set of origins, each with fewer rumors than half the
+//! core's per-origin rumor window, so a rumor first seen late (its earlier copy shed or dropped)
+//! is still new to the core. Datagrams are stamped within the anti-replay freshness rules
+//! (after the node's boot minus the skew). A live corpus sent again is replayed, and the node
+//! drops the copies of what it accepted (counted); the corpus is sized to outlast what the node
+//! can verify, and capped at what the pool's dedup table remembers, so such a replay never
 //! costs a verification.
 
+use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
@@ -53,7 +57,7 @@ use crate::util::write_json;
 
 const CLUSTER: &str = "rumor-bench-ingest";
 /// Fixed seed: the same flags give the same keys and corpus layout.
-const SEED: u64 = 0x0069_6e67_6573_74;
+const SEED: u64 = 0x0000_696e_6765_7374;
 /// Datagrams per `sendmmsg`: the kernel's limit (UIO_MAXIOV).
 const SEND_BATCH: usize = 1024;
 /// How often the bench reads the node's counters: fine beside a burst of ~100 ms, and a
@@ -79,8 +83,13 @@ const UNLIMITED_RATE: f64 = 1e12;
 /// still be plentiful at the end, when most of the corpus has been used.
 const CORPUS_MARGIN: f64 = 2.0;
 const MAX_SECONDS: f64 = 30.0;
+/// Datagrams in a burst by default (issue 5).
+const DEFAULT_BURST: usize = 100_000;
 const MAX_DATAGRAMS: usize = 1 << 20;
 const MAX_SENDERS: u32 = 1 << 14;
+/// Rumors per origin: half the core's rumor window, which opens half behind the first rumor
+/// it sees from an origin, so every rumor of an origin counts as new in any order.
+const RUMORS_PER_ORIGIN: usize = (rumor::core::RUMOR_WINDOW / 2) as usize;
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Io {
@@ -158,14 +167,18 @@ impl Args {
 
 pub fn run(a: Args) -> anyhow::Result<()> {
     a.validate()?;
-    let cluster = Cluster::create(a.suite, a.senders)?;
+    let n = match a.mode {
+        Mode::Burst => a.datagrams.unwrap_or(DEFAULT_BURST),
+        Mode::Live => live_corpus_size(&a)?,
+    };
+    let cluster = Cluster::create(a.suite, a.senders, n)?;
     let mut results = Vec::new();
     for io in a.drivers() {
         let name = driver_name(io);
         eprintln!("ingest: {name}, suite {}", a.suite);
         let r = match a.mode {
-            Mode::Burst => serde_json::to_value(burst(&a, &cluster, io)?)?,
-            Mode::Live => serde_json::to_value(live(&a, &cluster, io)?)?,
+            Mode::Burst => serde_json::to_value(burst(&a, &cluster, io, n)?)?,
+            Mode::Live => serde_json::to_value(live(&a, &cluster, io, n)?)?,
         };
         results.push((name, r));
     }
@@ -233,18 +246,20 @@ fn unix_ms() -> u64 {
 // ---- the cluster: keys and roster on disk, as `rumor run` reads them ----
 
 /// Key files and the signed roster in a temporary directory: the node is member 0, the
-/// senders are members 1..=K.
+/// senders are members 1..=K, the rumor origins K+1..=K+O.
 struct Cluster {
     dir: PathBuf,
     suite: Suite,
     tag: u32,
     authority: PublicKey,
     senders: Vec<Arc<SecretKey>>,
+    origins: Vec<SecretKey>,
     ring: Option<SharedKeyRing>,
 }
 
 impl Cluster {
-    fn create(suite: Suite, senders: u32) -> anyhow::Result<Cluster> {
+    /// A cluster for corpora of up to `datagrams`.
+    fn create(suite: Suite, senders: u32, datagrams: usize) -> anyhow::Result<Cluster> {
         let dir = std::env::temp_dir().join(format!("rumor-bench-ingest-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -254,8 +269,12 @@ impl Cluster {
         let senders: Vec<Arc<SecretKey>> = (0..senders)
             .map(|_| Arc::new(SecretKey::generate(&mut rng)))
             .collect();
+        let origins: Vec<SecretKey> = (0..datagrams.div_ceil(RUMORS_PER_ORIGIN))
+            .map(|_| SecretKey::generate(&mut rng))
+            .collect();
         let members = std::iter::once(&node)
             .chain(senders.iter().map(|s| &**s))
+            .chain(&origins)
             .zip(0..)
             .map(|(k, id)| RosterMember {
                 id,
@@ -279,6 +298,7 @@ impl Cluster {
             suite,
             authority: authority.public(),
             senders,
+            origins,
             ring,
         })
     }
@@ -304,6 +324,14 @@ impl Cluster {
             ..Default::default()
         }
         .resolve(RunOptions::default())?)
+    }
+
+    /// Member id and key of the origin of corpus datagram `i`: origins take turns, so each
+    /// has at most `RUMORS_PER_ORIGIN` rumors (seq `i / O + 1`).
+    fn origin(&self, i: usize) -> (u32, u64, &SecretKey) {
+        let o = i % self.origins.len();
+        let id = (1 + self.senders.len() + o) as u32;
+        (id, (i / self.origins.len()) as u64 + 1, &self.origins[o])
     }
 
     fn hop_keys(&self, sender: usize) -> HopKeys {
@@ -343,9 +371,13 @@ struct Corpus {
 }
 
 /// Seals `n` datagrams, sender `k` (member k+1) taking indices k, k+K, k+2K, ... so senders
-/// interleave as many peers' traffic would. Each carries one fresh rumor (origin-signed where
+/// interleave as many peers' traffic would. Each relays one fresh rumor (origin-signed where
 /// the suite says so), stamped now. Signs on every core.
 fn build_corpus(c: &Cluster, n: usize, payload: usize) -> anyhow::Result<Corpus> {
+    ensure!(
+        n.div_ceil(RUMORS_PER_ORIGIN) <= c.origins.len(),
+        "a corpus of {n} needs more rumor origins than the roster has"
+    );
     let start = Instant::now();
     let stamp_ms = unix_ms();
     let k = c.senders.len();
@@ -397,10 +429,11 @@ fn seal_senders(
     for s in (t..k).step_by(threads) {
         let (secret, id) = (&c.senders[s], s as u32 + 1);
         let mut sealer = Sealer::new(c.suite, c.tag, id, stamp_ms / 1000, c.hop_keys(s), &mut rng)?;
-        for (seq, i) in (s..n).step_by(k).enumerate() {
+        for i in (s..n).step_by(k) {
+            let (origin, seq, origin_key) = c.origin(i);
             let mut rumor = Rumor {
-                origin: id,
-                seq: seq as u64 + 1,
+                origin,
+                seq,
                 timestamp_ms: stamp_ms,
                 payload: payload.clone(),
                 signature: None,
@@ -408,11 +441,11 @@ fn seal_senders(
             let mut sigs = Vec::new();
             if c.suite.signs_origin() {
                 let msg = rumor.signing_input(c.tag);
-                let sig = secret.sign(&msg);
+                let sig = origin_key.sign(&msg);
                 rumor.signature = Some(sig);
                 if i < RAW_VERIFY_SAMPLE {
                     sigs.push(SigCheck {
-                        key: secret.public(),
+                        key: origin_key.public(),
                         msg,
                         sig,
                     });
@@ -731,6 +764,52 @@ fn watch(m: &Metrics, start: Instant, target: u64, busy: &AtomicBool, limit: Dur
     p
 }
 
+/// Time one node thread spent on a CPU and runnable but waiting for one.
+#[derive(Serialize, Default, Debug, PartialEq)]
+struct ThreadTime {
+    cpu_s: f64,
+    runq_wait_s: f64,
+}
+
+/// The node's threads (io, verify, core) by name, from /proc/self/task/*/schedstat: a thread
+/// whose CPU time nears the run's length is the limit; one that waited long on a run queue was
+/// short of CPU (another thread on its core, or another process on the machine).
+fn node_thread_times() -> BTreeMap<String, ThreadTime> {
+    let mut out = BTreeMap::new();
+    for task in std::fs::read_dir("/proc/self/task")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let read = |f: &str| std::fs::read_to_string(task.path().join(f)).unwrap_or_default();
+        let name = read("comm").trim().to_string();
+        let ours = name == "core" || name.starts_with("io-") || name.starts_with("verify-");
+        if let (true, Some(t)) = (ours, parse_schedstat(&read("schedstat"))) {
+            let e: &mut ThreadTime = out.entry(name).or_default();
+            e.cpu_s += t.cpu_s;
+            e.runq_wait_s += t.runq_wait_s;
+        }
+    }
+    out
+}
+
+/// `schedstat`: nanoseconds on a CPU, nanoseconds waiting on a run queue, timeslices.
+fn parse_schedstat(text: &str) -> Option<ThreadTime> {
+    let mut f = text.split_whitespace().map(|x| x.parse::<u64>().ok());
+    Some(ThreadTime {
+        cpu_s: f.next()?? as f64 / 1e9,
+        runq_wait_s: f.next()?? as f64 / 1e9,
+    })
+}
+
+/// The machine's 1-minute load average: other work on the same cores shows in every rate here.
+fn load_average() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0.0)
+}
+
 fn counter(c: &std::sync::atomic::AtomicU64) -> u64 {
     c.load(Ordering::Relaxed)
 }
@@ -769,14 +848,18 @@ struct Burst {
     shed: u64,
     /// Every other drop after receipt (malformed, auth, replay, bad body).
     dropped: u64,
+    /// From the node's start to its last accepted datagram.
+    window_s: f64,
+    /// Each node thread over the run: the one whose CPU time nears `window_s` is the limit.
+    threads: BTreeMap<String, ThreadTime>,
+    loadavg_1m: f64,
     raw_udp_recv_per_s: f64,
     raw_recv_from_per_s: f64,
     accepted_vs_raw_udp_recv: f64,
     raw_udp_recv_vs_recv_from: f64,
 }
 
-fn burst(a: &Args, c: &Cluster, io: IoMode) -> anyhow::Result<Burst> {
-    let n = a.datagrams.unwrap_or(100_000);
+fn burst(a: &Args, c: &Cluster, io: IoMode, n: usize) -> anyhow::Result<Burst> {
     let corpus = build_corpus(c, n, a.payload)?;
     let buf_size = rumor::io::buffer_size(codec::DEFAULT_MTU);
     eprintln!(
@@ -796,6 +879,7 @@ fn burst(a: &Args, c: &Cluster, io: IoMode) -> anyhow::Result<Burst> {
     let (node, start) = start_node(c, a, io, q.group)?;
     let idle = AtomicBool::new(false);
     let p = watch(&node.metrics, start, queued, &idle, LIMIT);
+    let threads = node_thread_times();
     std::thread::sleep(SETTLE);
     let m = Arc::clone(&node.metrics);
     node.stop();
@@ -821,6 +905,9 @@ fn burst(a: &Args, c: &Cluster, io: IoMode) -> anyhow::Result<Burst> {
         accepted_per_s,
         shed: counter(&m.shed),
         dropped: dropped_after_receipt(&m),
+        window_s: p.accepted_s,
+        threads,
+        loadavg_1m: load_average(),
         raw_udp_recv_per_s: raw,
         raw_recv_from_per_s: raw_recv_from,
         accepted_vs_raw_udp_recv: ratio(accepted_per_s, raw),
@@ -864,6 +951,11 @@ struct Live {
     shed: u64,
     /// Copies of datagrams already accepted (the cycled corpus) and other replays.
     replay_drops: u64,
+    /// From the first datagram sent to the node's last accepted one.
+    window_s: f64,
+    /// Each node thread over the run.
+    threads: BTreeMap<String, ThreadTime>,
+    loadavg_1m: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pool_verifications: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -878,7 +970,7 @@ struct Live {
 
 /// Corpus size for a live run: what the node could verify in `seconds` with margin, or for
 /// unsigned suites as much as the pool's dedup table remembers.
-fn live_corpus_size(a: &Args, verify_core: Option<core_affinity::CoreId>) -> anyhow::Result<usize> {
+fn live_corpus_size(a: &Args) -> anyhow::Result<usize> {
     let cap = verify_pool::PoolConfig::default().dedup_capacity;
     if let Some(n) = a.datagrams {
         return Ok(n);
@@ -886,14 +978,14 @@ fn live_corpus_size(a: &Args, verify_core: Option<core_affinity::CoreId>) -> any
     if !a.suite.signs_origin() {
         return Ok(cap);
     }
+    let verify_core = core_affinity::get_core_ids().and_then(|c| c.last().copied());
     let rate = probe_verify_rate(verify_core)?;
     Ok(((rate * a.seconds * CORPUS_MARGIN) as usize).clamp(1, cap))
 }
 
-fn live(a: &Args, c: &Cluster, io: IoMode) -> anyhow::Result<Live> {
+fn live(a: &Args, c: &Cluster, io: IoMode, n: usize) -> anyhow::Result<Live> {
     let cores = core_affinity::get_core_ids().unwrap_or_default();
     let (gen_core, verify_core) = (cores.first().copied(), cores.last().copied());
-    let n = live_corpus_size(a, verify_core)?;
     let group = socket::bind_group((Ipv4Addr::LOCALHOST, 0).into(), 1)?;
     let node_sock = group.0.first().context("no socket bound")?.try_clone()?;
     // The node boots first: the corpus, stamped after, is fresh to it.
@@ -952,6 +1044,7 @@ fn drive_live(
         (sent, p)
     });
     let (sent, send_s) = sent?;
+    let threads = node_thread_times();
     let m = &node.metrics;
     let row = udp_row(node_sock)?;
     let (pool_v, origin_v) = (counter(&m.verifications), counter(&m.origin_verifications));
@@ -974,6 +1067,9 @@ fn drive_live(
         kernel_drops: row.drops,
         shed: counter(&m.shed),
         replay_drops: counter(&m.drop_replay),
+        window_s: p.accepted_s,
+        threads,
+        loadavg_1m: load_average(),
         pool_verifications: signed.then_some(pool_v),
         origin_verifications: signed.then_some(origin_v),
         verifications_per_s,
@@ -1108,6 +1204,19 @@ mod tests {
             parse_udp_row("h\n 1: x y 07 zz 0 0 0 0 81299\n", 81299),
             None
         );
+    }
+
+    #[test]
+    fn schedstat_in_seconds() {
+        assert_eq!(
+            parse_schedstat("384819756 278626043 99\n"),
+            Some(ThreadTime {
+                cpu_s: 0.384819756,
+                runq_wait_s: 0.278626043
+            })
+        );
+        assert_eq!(parse_schedstat("12"), None);
+        assert_eq!(parse_schedstat("x y z"), None);
     }
 
     #[test]
