@@ -10,7 +10,10 @@
 //!   accepted them all is the node's own capacity. The same datagrams, queued again on a socket
 //!   set up the same way, time two bare loops: the driver's own `recv_batch` dropping each batch
 //!   (`raw_udp_recv_per_s`) and a blocking `recv_from` into one buffer (`raw_recv_from_per_s`),
-//!   so the driver's baseline is itself checked against the plainest loop there is.
+//!   so the driver's baseline is itself checked against the plainest loop there is. The bare
+//!   loops run on the core the node pins its io thread to, so both see the same contention;
+//!   `--runs` repetitions alternate between drivers and rates are medians, because these cores
+//!   are shared and a single 100 ms measurement is at the mercy of whatever else runs.
 //! - `live`: a generator thread pinned to the first core sends a pre-built corpus at full speed
 //!   for `--seconds`, cycling it; for signed suites, signature checks per second (the pool's hop
 //!   signatures and the core's origin signatures) are set against bare single-thread
@@ -87,6 +90,7 @@ const MAX_SECONDS: f64 = 30.0;
 const DEFAULT_BURST: usize = 100_000;
 const MAX_DATAGRAMS: usize = 1 << 20;
 const MAX_SENDERS: u32 = 1 << 14;
+const MAX_RUNS: usize = 9;
 /// Rumors per origin: half the core's rumor window, which opens half behind the first rumor
 /// it sees from an origin, so every rumor of an origin counts as new in any order.
 const RUMORS_PER_ORIGIN: usize = (rumor::core::RUMOR_WINDOW / 2) as usize;
@@ -120,6 +124,10 @@ pub struct Args {
     /// could verify in --seconds, with margin, up to the pool's dedup capacity).
     #[arg(long)]
     datagrams: Option<usize>,
+    /// Burst: measurements per driver, interleaved between drivers so that other load on the
+    /// machine falls on both alike; rates are medians.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
     /// Live: how long the generator sends.
     #[arg(long, default_value_t = 5.0)]
     seconds: f64,
@@ -150,6 +158,9 @@ impl Args {
                 bail!("--datagrams {n} is outside 1..={MAX_DATAGRAMS}");
             }
         }
+        if !(1..=MAX_RUNS).contains(&self.runs) {
+            bail!("--runs {} is outside 1..={MAX_RUNS}", self.runs);
+        }
         if self.verify_threads == 0 {
             bail!("--verify-threads must be at least 1");
         }
@@ -172,15 +183,33 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         Mode::Live => live_corpus_size(&a)?,
     };
     let cluster = Cluster::create(a.suite, a.senders, n)?;
+    let drivers = a.drivers();
     let mut results = Vec::new();
-    for io in a.drivers() {
-        let name = driver_name(io);
-        eprintln!("ingest: {name}, suite {}", a.suite);
-        let r = match a.mode {
-            Mode::Burst => serde_json::to_value(burst(&a, &cluster, io, n)?)?,
-            Mode::Live => serde_json::to_value(live(&a, &cluster, io, n)?)?,
-        };
-        results.push((name, r));
+    if a.mode == Mode::Burst {
+        let mut runs: Vec<Vec<Burst>> = drivers.iter().map(|_| Vec::new()).collect();
+        for r in 0..a.runs {
+            for (io, out) in drivers.iter().zip(&mut runs) {
+                eprintln!(
+                    "ingest: {} run {}/{}, suite {}",
+                    driver_name(*io),
+                    r + 1,
+                    a.runs,
+                    a.suite
+                );
+                out.push(burst(&a, &cluster, *io, n)?);
+            }
+        }
+        for (io, r) in drivers.iter().zip(runs) {
+            results.push((driver_name(*io), serde_json::to_value(summarize(r)?)?));
+        }
+    } else {
+        for io in drivers {
+            eprintln!("ingest: {}, suite {}", driver_name(io), a.suite);
+            results.push((
+                driver_name(io),
+                serde_json::to_value(live(&a, &cluster, io, n)?)?,
+            ));
+        }
     }
     print_table(a.mode, &results);
     let out = match results.as_slice() {
@@ -452,7 +481,10 @@ fn seal_senders(
                 }
             }
             let mut p = Packet::new(c.suite, codec::DEFAULT_MTU)?;
-            if !p.push(&Message::Rumor(rumor))? {
+            if !p
+                .push(&Message::Rumor(rumor))
+                .with_context(|| format!("--payload {}", payload.len()))?
+            {
                 bail!("--payload {} does not fit one datagram", payload.len());
             }
             // A tight copy: the sealed buffer keeps a whole MTU of capacity.
@@ -488,26 +520,39 @@ fn verify_rate(
     core: Option<core_affinity::CoreId>,
 ) -> anyhow::Result<f64> {
     ensure!(!checks.is_empty(), "no signatures to verify");
+    on_core(core, || {
+        let start = Instant::now();
+        let mut done = 0u64;
+        // The clock is read once per chunk, so it costs nothing beside verification.
+        for chunk in checks.chunks(256).cycle() {
+            if start.elapsed() >= time {
+                break;
+            }
+            for c in chunk {
+                let _ = std::hint::black_box(codec::ed25519::verify(&c.key, &c.msg, &c.sig));
+            }
+            done += chunk.len() as u64;
+        }
+        Ok(per_s(done, start.elapsed().as_secs_f64()))
+    })
+}
+
+/// Runs `f` on a thread pinned to `core`: a baseline measured on the core where the node's
+/// thread for the same work is pinned sees the same contention.
+fn on_core<T: Send>(
+    core: Option<core_affinity::CoreId>,
+    f: impl FnOnce() -> anyhow::Result<T> + Send,
+) -> anyhow::Result<T> {
     std::thread::scope(|scope| {
         scope
             .spawn(|| {
                 if let Some(c) = core {
                     core_affinity::set_for_current(c);
                 }
-                let start = Instant::now();
-                let mut done = 0u64;
-                // The clock is read once per pass, so it costs nothing beside verification.
-                while start.elapsed() < time {
-                    for c in checks.iter().take(256) {
-                        let _ =
-                            std::hint::black_box(codec::ed25519::verify(&c.key, &c.msg, &c.sig));
-                    }
-                    done += checks.len().min(256) as u64;
-                }
-                per_s(done, start.elapsed().as_secs_f64())
+                f()
             })
             .join()
-            .map_err(|_| anyhow::anyhow!("verification thread panicked"))
+            .map_err(|_| anyhow::anyhow!("measuring thread panicked"))?
     })
 }
 
@@ -857,6 +902,62 @@ struct Burst {
     raw_recv_from_per_s: f64,
     accepted_vs_raw_udp_recv: f64,
     raw_udp_recv_vs_recv_from: f64,
+    /// Every run's rates (the figures above are their medians; counters and thread times are
+    /// the median run's).
+    runs: Vec<RunRates>,
+}
+
+#[derive(Serialize)]
+struct RunRates {
+    accepted_per_s: f64,
+    received_per_s: f64,
+    raw_udp_recv_per_s: f64,
+    raw_recv_from_per_s: f64,
+    loadavg_1m: f64,
+}
+
+/// Median of `v` (the mean of the middle two for an even count); 0 if empty.
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+/// One driver's runs as one result: median rates, the median run's counters.
+fn summarize(mut runs: Vec<Burst>) -> anyhow::Result<Burst> {
+    let med = |runs: &[Burst], f: fn(&Burst) -> f64| median(runs.iter().map(f).collect());
+    let accepted = med(&runs, |b| b.accepted_per_s);
+    let received = med(&runs, |b| b.received_per_s);
+    let offered = med(&runs, |b| b.offered_per_s);
+    let raw = med(&runs, |b| b.raw_udp_recv_per_s);
+    let recv_from = med(&runs, |b| b.raw_recv_from_per_s);
+    let all_received = runs.iter().all(|b| b.all_received);
+    let rates = runs
+        .iter()
+        .map(|b| RunRates {
+            accepted_per_s: b.accepted_per_s,
+            received_per_s: b.received_per_s,
+            raw_udp_recv_per_s: b.raw_udp_recv_per_s,
+            raw_recv_from_per_s: b.raw_recv_from_per_s,
+            loadavg_1m: b.loadavg_1m,
+        })
+        .collect();
+    runs.sort_by(|x, y| x.accepted_per_s.total_cmp(&y.accepted_per_s));
+    let mid = runs.len().checked_sub(1).context("no runs")? / 2;
+    let mut b = runs.swap_remove(mid);
+    b.accepted_per_s = accepted;
+    b.received_per_s = received;
+    b.offered_per_s = offered;
+    b.raw_udp_recv_per_s = raw;
+    b.raw_recv_from_per_s = recv_from;
+    b.accepted_vs_raw_udp_recv = ratio(accepted, raw);
+    b.raw_udp_recv_vs_recv_from = ratio(raw, recv_from);
+    b.all_received = all_received;
+    b.runs = rates;
+    Ok(b)
 }
 
 fn burst(a: &Args, c: &Cluster, io: IoMode, n: usize) -> anyhow::Result<Burst> {
@@ -885,8 +986,14 @@ fn burst(a: &Args, c: &Cluster, io: IoMode, n: usize) -> anyhow::Result<Burst> {
     node.stop();
     node.wait()?;
     eprintln!("ingest: node done; bare loops");
-    let raw = raw_driver(io, &corpus.datagrams, buf_size)?;
-    let raw_recv_from = raw_recv_from(&corpus.datagrams, buf_size)?;
+    // On the core the node pins its io thread to.
+    let io_core = core_affinity::get_core_ids().and_then(|c| c.first().copied());
+    let (raw, raw_recv_from) = on_core(io_core, || {
+        Ok((
+            raw_driver(io, &corpus.datagrams, buf_size)?,
+            raw_recv_from(&corpus.datagrams, buf_size)?,
+        ))
+    })?;
     let accepted_per_s = per_s(p.accepted, p.accepted_s);
     Ok(Burst {
         io: driver_name(io),
@@ -912,6 +1019,7 @@ fn burst(a: &Args, c: &Cluster, io: IoMode, n: usize) -> anyhow::Result<Burst> {
         raw_recv_from_per_s: raw_recv_from,
         accepted_vs_raw_udp_recv: ratio(accepted_per_s, raw),
         raw_udp_recv_vs_recv_from: ratio(raw, raw_recv_from),
+        runs: Vec::new(),
     })
 }
 
@@ -1221,6 +1329,9 @@ mod tests {
 
     #[test]
     fn rates_and_ratios() {
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), 2.5);
+        assert_eq!(median(Vec::new()), 0.0);
         assert_eq!(per_s(1_000, 0.5), 2_000.0);
         assert_eq!(per_s(5, 0.0), 0.0);
         assert_eq!(ratio(3.0, 4.0), 0.75);
