@@ -895,6 +895,8 @@ struct Burst {
     dropped: u64,
     /// From the node's start to its last accepted datagram.
     window_s: f64,
+    /// Of which `Node::start` (threads, ring, pool): counted against the node.
+    node_start_s: f64,
     /// Each node thread over the run: the one whose CPU time nears `window_s` is the limit.
     threads: BTreeMap<String, ThreadTime>,
     loadavg_1m: f64,
@@ -978,6 +980,7 @@ fn burst(a: &Args, c: &Cluster, io: IoMode, n: usize) -> anyhow::Result<Burst> {
     );
     let queued = q.queued;
     let (node, start) = start_node(c, a, io, q.group)?;
+    let node_start_s = start.elapsed().as_secs_f64();
     let idle = AtomicBool::new(false);
     let p = watch(&node.metrics, start, queued, &idle, LIMIT);
     let threads = node_thread_times();
@@ -1013,6 +1016,7 @@ fn burst(a: &Args, c: &Cluster, io: IoMode, n: usize) -> anyhow::Result<Burst> {
         shed: counter(&m.shed),
         dropped: dropped_after_receipt(&m),
         window_s: p.accepted_s,
+        node_start_s,
         threads,
         loadavg_1m: load_average(),
         raw_udp_recv_per_s: raw,
