@@ -1216,7 +1216,11 @@ fn generate(
 // ---- the human table ----
 
 fn print_table(mode: Mode, results: &[(&str, serde_json::Value)]) {
-    let k = |v: &serde_json::Value, f: &str| format!("{:.0}k", field(v, f) / 1e3);
+    // Thousands per second; "-" for a figure this suite does not have.
+    let k = |v: &serde_json::Value, f: &str| match v.get(f).and_then(|x| x.as_f64()) {
+        Some(x) => format!("{:.0}k", x / 1e3),
+        None => "-".into(),
+    };
     match mode {
         Mode::Burst => {
             println!(
@@ -1263,14 +1267,16 @@ fn print_table(mode: Mode, results: &[(&str, serde_json::Value)]) {
             );
             for (name, v) in results {
                 println!(
-                    "{:<6} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8.2} {:>9} {:>8}",
+                    "{:<6} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8} {:>9} {:>8}",
                     name,
                     k(v, "offered_per_s"),
                     k(v, "received_per_s"),
                     k(v, "accepted_per_s"),
                     k(v, "verifications_per_s"),
                     k(v, "raw_verify_per_s"),
-                    field(v, "verifications_vs_raw"),
+                    v.get("verifications_vs_raw")
+                        .and_then(|x| x.as_f64())
+                        .map_or("-".into(), |x| format!("{x:.2}")),
                     field(v, "kernel_drops"),
                     field(v, "shed"),
                 );
