@@ -17,7 +17,8 @@
 //! - `live`: a generator thread pinned to the first core sends a pre-built corpus at full speed
 //!   for `--seconds`, cycling it; for signed suites, signature checks per second (the pool's hop
 //!   signatures and the core's origin signatures) are set against bare single-thread
-//!   `ed25519::verify` of the same signatures on the verification worker's core.
+//!   `ed25519::verify` of the same signatures on the verification worker's core, measured
+//!   before and after the run (the higher counts).
 //!
 //! Every datagram is new to the node that reads it and changes its core's state: `--senders`
 //! roster members each seal with their own counters, and each datagram relays one fresh rumor
@@ -1074,8 +1075,11 @@ struct Live {
     origin_verifications: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     verifications_per_s: Option<f64>,
+    /// The higher of two bare measurements, before and after the run.
     #[serde(skip_serializing_if = "Option::is_none")]
     raw_verify_per_s: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    raw_verify_before_after: Option<(f64, f64)>,
     #[serde(skip_serializing_if = "Option::is_none")]
     verifications_vs_raw: Option<f64>,
 }
@@ -1130,12 +1134,14 @@ fn drive_live(
         a.seconds
     );
     let signed = c.suite.signs_origin();
-    let raw_verify = if signed {
+    let bare = || -> anyhow::Result<Option<f64>> {
+        if !signed {
+            return Ok(None);
+        }
         eprintln!("ingest: bare verification");
-        Some(verify_rate(&corpus.sample, RAW_VERIFY_TIME, verify_core)?)
-    } else {
-        None
+        verify_rate(&corpus.sample, RAW_VERIFY_TIME, verify_core).map(Some)
     };
+    let raw_before = bare()?;
     eprintln!("ingest: sending for {} s", a.seconds);
     let tx = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))?;
     tx.connect(node.bound)?;
@@ -1157,6 +1163,10 @@ fn drive_live(
     });
     let (sent, send_s) = sent?;
     let threads = node_thread_times();
+    // Bare verification again after the run; the higher of the two is the baseline, so other
+    // load on the machine during one of them never flatters the node.
+    let raw_after = bare()?;
+    let raw_verify = raw_before.zip(raw_after).map(|(b, a)| b.max(a));
     let m = &node.metrics;
     let row = udp_row(node_sock)?;
     let (pool_v, origin_v) = (counter(&m.verifications), counter(&m.origin_verifications));
@@ -1186,6 +1196,7 @@ fn drive_live(
         origin_verifications: signed.then_some(origin_v),
         verifications_per_s,
         raw_verify_per_s: raw_verify,
+        raw_verify_before_after: raw_before.zip(raw_after),
         verifications_vs_raw: verifications_per_s
             .zip(raw_verify)
             .map(|(v, r)| ratio(v, r)),
