@@ -7,6 +7,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod cluster;
 mod crypto;
+mod ingest;
 mod pool;
 mod report;
 mod util;
@@ -30,6 +31,8 @@ enum Cmd {
     Pool(pool::Args),
     /// N real `rumor` processes on loopback: convergence, dissemination, crash detection, rejoin.
     Cluster(cluster::Args),
+    /// The node's receive path on loopback, io_uring vs recvmmsg, against raw limits.
+    Ingest(ingest::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -38,6 +41,7 @@ fn main() -> anyhow::Result<()> {
         Some(Cmd::Crypto(a)) => crypto::run(a),
         Some(Cmd::Pool(a)) => pool::run(a),
         Some(Cmd::Cluster(a)) => cluster::run(a),
+        Some(Cmd::Ingest(a)) => ingest::run(a),
         None => report_default(),
     }
 }

@@ -44,6 +44,7 @@ counters! {
     drop_core_backlog: "Verified datagrams dropped because the core's inbox was full.",
     shed: "Datagrams shed before verification, all reasons.",
     verified: "Datagrams authenticated by the verification pool.",
+    verifications: "Signature checks paid by the verification pool, every item of every batch attempt.",
     dedup_hits: "Datagrams whose verdict came from an identical copy.",
     origin_verifications: "Rumor origin signatures verified.",
     rumors_published: "Rumors published by this node.",

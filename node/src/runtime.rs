@@ -557,6 +557,7 @@ impl CoreLoop {
         let s = pool.stats();
         let shed = |r: ShedReason| s.shed[r.index()];
         Metrics::set(&m.verified, s.verified);
+        Metrics::set(&m.verifications, s.verifications);
         Metrics::set(&m.dedup_hits, s.dedup_hits + s.dedup_waits);
         Metrics::set(&m.drop_malformed, s.malformed);
         Metrics::set(&m.drop_unknown_sender, shed(ShedReason::UnknownSender));

@@ -57,6 +57,8 @@ mod time;
 pub use config::{Config, ConfigError};
 pub use machine::{Action, Boot, Core, CoreError};
 pub use roster::Roster;
+/// Rumors per origin told apart out of order (a load generator keeps its rumors inside it).
+pub use rumors::WINDOW as RUMOR_WINDOW;
 pub use stats::Stats;
 pub use time::Millis;
 

@@ -9,7 +9,7 @@ use codec::MemberId;
 
 /// Sequence numbers tracked out of order behind an origin's newest; anything older is taken as
 /// already seen. 128 outstanding rumors per origin is far beyond what gossip reorders.
-const WINDOW: u64 = u128::BITS as u64;
+pub const WINDOW: u64 = u128::BITS as u64;
 
 #[derive(Clone, Copy)]
 struct Window {
