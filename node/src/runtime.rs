@@ -146,6 +146,7 @@ impl Node {
             workers: cfg.verify_threads,
             pin: cfg.pin,
             batch: cfg.batch_verify,
+            dedup: id.suite.hop() == codec::suite::HopAuth::Signature,
             sender_limit: limit,
             origin_limit: verify_pool::RateLimit {
                 per_second: limit.per_second * 4.0,

@@ -46,7 +46,7 @@ pub enum Admit {
 struct Candidate {
     at: usize,
     d: Unverified,
-    digest: Digest,
+    digest: Option<Digest>,
     origin: Option<IpAddr>,
     sender_fill: f64,
 }
@@ -114,7 +114,7 @@ impl Ingress {
                     admits.push(Admit::Queued);
                     candidates.push(Candidate {
                         at,
-                        digest: digest(d.raw()),
+                        digest: cfg.dedup.then(|| digest(d.raw())),
                         d,
                         origin,
                         sender_fill,
@@ -134,9 +134,14 @@ impl Ingress {
         let granted = queue.reserve(candidates.len());
         let mut jobs = Vec::with_capacity(granted);
         let (mut hits, mut waits, mut misses) = (0, 0, 0);
-        let mut dedup = shared.dedup.lock().unwrap_or_else(|e| e.into_inner());
+        let mut dedup = cfg
+            .dedup
+            .then(|| shared.dedup.lock().unwrap_or_else(|e| e.into_inner()));
         for c in candidates {
-            let seen = dedup.check(&c.digest);
+            let seen = match (&c.digest, dedup.as_mut()) {
+                (Some(d), Some(table)) => table.check(d),
+                _ => Seen::New,
+            };
             let shed_as = match seen {
                 Seen::Verified | Seen::InFlight if pressured => Some(ShedReason::Duplicate),
                 Seen::Verified => {
@@ -144,22 +149,35 @@ impl Ingress {
                     admits[c.at] = Admit::Duplicate(c.d);
                     None
                 }
-                Seen::InFlight => match dedup.wait(
-                    &c.digest,
-                    Waiter {
-                        d: c.d,
-                        origin: c.origin,
-                    },
-                ) {
-                    Ok(()) => {
+                Seen::InFlight => {
+                    let waited = match (dedup.as_mut(), c.digest) {
+                        (Some(table), Some(d)) => table
+                            .wait(
+                                &d,
+                                Waiter {
+                                    d: c.d,
+                                    origin: c.origin,
+                                },
+                            )
+                            .is_ok(),
+                        _ => false,
+                    };
+                    if waited {
                         waits += 1;
                         admits[c.at] = Admit::Waiting;
                         None
+                    } else {
+                        Some(ShedReason::Duplicate)
                     }
-                    Err(_) => Some(ShedReason::Duplicate),
-                },
+                }
                 Seen::New if heavy(fill, c.sender_fill) => Some(ShedReason::HeavySender),
-                Seen::New if jobs.len() == granted || !dedup.begin(c.digest) => {
+                Seen::New
+                    if jobs.len() == granted
+                        || match (c.digest, dedup.as_mut()) {
+                            (Some(d), Some(table)) => !table.begin(d),
+                            _ => false,
+                        } =>
+                {
                     Some(ShedReason::QueueFull)
                 }
                 Seen::New => {

@@ -86,6 +86,10 @@ pub struct PoolConfig {
     pub batch_size: usize,
     /// Queue capacity, in datagrams.
     pub queue_capacity: usize,
+    /// Deduplicate identical datagrams before verifying them. It pays only where verifying
+    /// costs more than the SHA-256 digest of the datagram: Ed25519 hop signatures (~26 µs
+    /// against ~0.6 µs); for MAC and AEAD suites the digest costs about what the check does.
+    pub dedup: bool,
     /// Verified digests remembered for dedup.
     pub dedup_capacity: usize,
     /// Copies allowed to wait for an in-flight twin, in total.
@@ -124,6 +128,7 @@ impl Default for PoolConfig {
             batch: true,
             batch_size: DEFAULT_BATCH,
             queue_capacity,
+            dedup: true,
             // Several seconds of unique traffic at the verification rate.
             dedup_capacity: 1 << 18,
             max_waiters: queue_capacity,

@@ -30,7 +30,8 @@ pub(crate) const PARK_TIMEOUT: Duration = Duration::from_millis(100);
 #[derive(Debug)]
 pub(crate) struct Job {
     pub d: Unverified,
-    pub digest: Digest,
+    /// Its dedup digest, when the pool deduplicates (`PoolConfig::dedup`).
+    pub digest: Option<Digest>,
     pub origin: Option<IpAddr>,
 }
 
@@ -161,7 +162,10 @@ impl Worker {
         Histograms::record(&shared.hist.verify_batch_us, popped.elapsed(), 1);
 
         let (mut verified, mut failed, mut unknown) = (0, 0, 0);
-        let mut dedup = shared.dedup.lock().unwrap_or_else(|e| e.into_inner());
+        let mut dedup = shared
+            .cfg
+            .dedup
+            .then(|| shared.dedup.lock().unwrap_or_else(|e| e.into_inner()));
         for (digest, origin, verdict) in settled {
             let ok = verdict.is_ok();
             match &verdict {
@@ -169,7 +173,11 @@ impl Worker {
                 Err(r) if r.error == OpenError::BadAuth => failed += 1,
                 Err(_) => unknown += 1,
             }
-            for w in dedup.finish(&digest, ok) {
+            let waiters = match (digest, dedup.as_mut()) {
+                (Some(d), Some(table)) => table.finish(&d, ok),
+                _ => Vec::new(),
+            };
+            for w in waiters {
                 let outcome = match &verdict {
                     Ok(_) => Outcome::Duplicate(w.d),
                     Err(r) => Outcome::Rejected(*r),
@@ -204,7 +212,7 @@ impl Worker {
         jobs: Vec<Job>,
         now: Instant,
         tally: &mut Tally,
-    ) -> Vec<(Digest, Option<IpAddr>, Verdict)> {
+    ) -> Vec<(Option<Digest>, Option<IpAddr>, Verdict)> {
         let cfg = &self.shared.cfg;
         let batchable = cfg.batch && cfg.suite == Suite::Ed25519;
         let mut settled = Vec::with_capacity(jobs.len());

@@ -173,6 +173,39 @@ fn copies_in_flight_wait_for_the_first_verdict() {
 }
 
 #[test]
+fn without_dedup_every_copy_is_verified_on_its_own() {
+    let mut roster = Roster::new(2);
+    let honest = roster.seal(0);
+    let forged = forge(&roster.seal(1));
+    let cfg = rumor_verify_pool::PoolConfig {
+        dedup: false,
+        ..inline_config()
+    };
+    let mut pool = inline_pool(&roster, cfg);
+    let mut ing = pool.ingress().expect("ingress");
+    let admits = ing.submit(
+        [dg(&honest), dg(&forged), dg(&honest), dg(&honest)],
+        Instant::now(),
+    );
+    assert!(admits.iter().all(|a| matches!(a, Admit::Queued)));
+    let out = run(&mut pool);
+    let verified = out
+        .iter()
+        .filter(|o| matches!(o.outcome, Outcome::Verified(_)) && !o.dedup_hit)
+        .count();
+    let rejected = out
+        .iter()
+        .filter(|o| matches!(o.outcome, Outcome::Rejected(_)))
+        .count();
+    assert_eq!((verified, rejected), (3, 1));
+    let st = pool.stats();
+    assert_eq!(
+        (st.verifications >= 4, st.dedup_hits, st.dedup_waits),
+        (true, 0, 0)
+    );
+}
+
+#[test]
 fn overload_sheds_unknown_then_duplicates_then_heavy_senders() {
     let mut roster = Roster::new(12);
     let cfg = PoolConfig {

@@ -779,7 +779,7 @@ impl Core {
 
     // ---- rumors ----
 
-    fn on_rumor(&mut self, r: Rumor) {
+    fn on_rumor(&mut self, mut r: Rumor) {
         if self.roster.index_of(r.origin).is_none() {
             self.stats.rumors_ignored += 1;
             return;
@@ -790,6 +790,9 @@ impl Core {
             return;
         }
         self.stats.rumors_delivered += 1;
+        // The payload arrives as a slice of a whole receive region; a rumor kept for
+        // retransmission must not pin that region (tens of KiB) for its lifetime.
+        r.payload = Bytes::copy_from_slice(&r.payload);
         self.actions.push_back(Action::Deliver(r.clone()));
         self.enqueue(Key::Rumor(r.origin, r.seq), Message::Rumor(r));
     }

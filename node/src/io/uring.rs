@@ -84,7 +84,11 @@ impl UringRx {
     pub fn new(sock: UdpSocket, buf_size: usize) -> std::io::Result<UringRx> {
         // Not SINGLE_ISSUER: the ring is set up on the main thread (to fall back to recvmmsg before
         // any thread starts) and then used by its io thread.
-        let ring = IoUring::builder().build(256)?;
+        // The completion queue holds a completion for every ring buffer at once, so it never
+        // overflows into the kernel's slow overflow list while we take one batch per call.
+        let ring = IoUring::builder()
+            .setup_cqsize(2 * u32::from(RING_BUFFERS))
+            .build(256)?;
         let mem = RingMem::new(RING_BUFFERS)?;
         // SAFETY: `mem` holds RING_BUFFERS page-aligned entries and outlives the registration
         // (unregistered in Drop before `mem` is freed).
@@ -159,6 +163,32 @@ impl UringRx {
 
 impl Receiver for UringRx {
     fn recv_batch(&mut self, out: &mut Vec<Datagram>, wait: Duration) -> std::io::Result<usize> {
+        // Completions that carry no datagram (a multishot ended by ENOBUFS) do not end the
+        // call: like recvmmsg, it returns 0 only when `wait` passed with nothing received.
+        let deadline = std::time::Instant::now() + wait;
+        loop {
+            let got = self.recv_some(
+                out,
+                deadline.saturating_duration_since(std::time::Instant::now()),
+            )?;
+            if got > 0 || std::time::Instant::now() >= deadline {
+                return Ok(got);
+            }
+        }
+    }
+
+    fn truncated(&self) -> u64 {
+        self.truncated
+    }
+
+    fn name(&self) -> &'static str {
+        "uring"
+    }
+}
+
+impl UringRx {
+    /// One pass: (re)arm, wait up to `wait` if nothing is pending, take at most one batch.
+    fn recv_some(&mut self, out: &mut Vec<Datagram>, wait: Duration) -> std::io::Result<usize> {
         if !self.armed {
             self.arm()?;
             self.rearms += 1;
@@ -176,9 +206,12 @@ impl Receiver for UringRx {
         }
         let mut got = 0;
         let mut refilled = Vec::new();
+        // At most one batch per call: the rest waits in the completion queue, and the pool's
+        // queue gets batches it can take instead of one burst it must shed.
         let cq: Vec<(i32, u32)> = self
             .ring
             .completion()
+            .take(super::mmsg::BATCH)
             .map(|c| (c.result(), c.flags()))
             .collect();
         for (res, flags) in cq {
@@ -247,14 +280,6 @@ impl Receiver for UringRx {
         }
         self.commit_tail();
         Ok(got)
-    }
-
-    fn truncated(&self) -> u64 {
-        self.truncated
-    }
-
-    fn name(&self) -> &'static str {
-        "uring"
     }
 }
 
