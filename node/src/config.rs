@@ -318,6 +318,17 @@ impl RunConfig {
         if let Err(e) = codec::Packet::new(self.suite, self.mtu) {
             return bad("mtu", e.to_string());
         }
+        // Files named on the command line are checked before what is missing from it, so the
+        // error names the file the operator actually gave.
+        for (flag, path) in [
+            ("key", &self.key),
+            ("roster", &self.roster),
+            ("cluster-key", &self.cluster_key),
+        ] {
+            if let Some(p) = path.as_ref().filter(|p| !p.exists()) {
+                return bad(flag, format!("{} does not exist", p.display()));
+            }
+        }
         if self.tolerate.is_some() {
             if !self.suite.per_member_provenance() {
                 return Err(ConfigError::AuthorityWithoutProvenance(self.suite));
