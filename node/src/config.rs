@@ -411,7 +411,8 @@ mod tests {
             "--protection",
             "trusted",
             "--cluster-key",
-            "k",
+            // Existence is all `resolve` checks; the key itself is read at startup.
+            "Cargo.toml",
         ])
         .resolve(RunOptions::default())
         .unwrap();
