@@ -22,11 +22,15 @@ if ! perf stat -e cycles true >/dev/null 2>&1 || perf stat -e cycles true 2>&1 |
 fi
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
-perf record -e "$EVENT" -F 999 -g -o "$WORK/perf.data" -- \
+# DWARF unwinding: release builds have no frame pointers, and frame-pointer stacks then
+# invent parents (a libc frame "calling" unrelated Rust code).
+perf record -e "$EVENT" -F 499 --call-graph dwarf,16384 -o "$WORK/perf.data" -- \
   "$ROOT/target/release/rumor-bench" ingest --mode live --io uring --suite "$SUITE" --verify-threads 1 --seconds "$SECS" \
   --json "$WORK/ingest.json" >/dev/null 2>"$WORK/bench.err" || die "ingest run failed: $(tail -1 "$WORK/bench.err")"
-perf script -i "$WORK/perf.data" --comms "$(perf report -i "$WORK/perf.data" --sort comm --stdio 2>/dev/null | awk '/%/ {print $2}' | grep -E '^(io-|verify-|core$)' | paste -sd, -)" \
-  2>/dev/null | inferno-collapse-perf >"$WORK/folded"
+COMMS=$(perf report -i "$WORK/perf.data" --no-children --sort comm --stdio -g none 2>/dev/null |
+  awk '/%/ {print $2}' | grep -E '^(io-[0-9]+|verify-[0-9]+|core)$' | paste -sd, -)
+[[ -n $COMMS ]] || die "no samples from the node's threads (io-*, verify-*, core)"
+perf script -i "$WORK/perf.data" --comms "$COMMS" 2>/dev/null | inferno-collapse-perf >"$WORK/folded"
 [[ -s $WORK/folded ]] || die "no samples from the node's threads"
 mkdir -p "$(dirname "$OUT")"
 inferno-flamegraph --title "rumor ingest, suite $SUITE, io_uring, 1 verify thread, $SECS s ($EVENT)" <"$WORK/folded" >"$OUT"
