@@ -26,7 +26,7 @@ use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, NONCE_LEN};
 use ring::{hkdf, hmac};
 
 use crate::ed25519::{self, PublicKey, SecretKey, Signature, SIGNATURE_LEN};
-use crate::header::{arr, Header, MemberId, SALT_LEN};
+use crate::header::{arr, Header, MemberId, Salt, SALT_LEN};
 use crate::keys::{ClusterKey, RingView, SharedKeyRing};
 use crate::message::{Frames, Message};
 use crate::suite::{AeadAlg, HopAuth, Suite};
@@ -80,7 +80,7 @@ pub(crate) fn wire_subkey(
         h.key_id,
         h.sender,
         h.epoch,
-        h.salt.as_ref()?,
+        &h.salt.as_ref()?.0,
     ))
 }
 
@@ -189,7 +189,7 @@ pub struct Sealer {
     sender: MemberId,
     epoch: u64,
     counter: u64,
-    salt: [u8; SALT_LEN],
+    salt: Salt,
     mode: SealMode,
 }
 
@@ -236,7 +236,7 @@ impl Sealer {
             sender,
             epoch,
             counter: 0,
-            salt: [0; SALT_LEN],
+            salt: Salt([0; SALT_LEN]),
             mode,
         };
         s.start_epoch(epoch, rng);
@@ -257,7 +257,7 @@ impl Sealer {
     pub fn start_epoch<R: RngCore + CryptoRng>(&mut self, epoch: u64, rng: &mut R) {
         self.epoch = epoch;
         self.counter = 0;
-        rng.fill_bytes(&mut self.salt);
+        rng.fill_bytes(&mut self.salt.0);
         self.rekey(true);
     }
 
@@ -275,7 +275,7 @@ impl Sealer {
                 let (id, ck) = state.primary();
                 **key = aead_key(
                     *alg,
-                    &derive_subkey(*alg, ck, id, self.sender, self.epoch, &self.salt),
+                    &derive_subkey(*alg, ck, id, self.sender, self.epoch, &self.salt.0),
                 );
                 *key_id = id;
             }
@@ -354,7 +354,14 @@ impl Sealer {
                 let alg = *alg;
                 let id = *key_id;
                 let ring = view.current().0;
-                Some(derive_subkey(alg, ring.get(id)?, id, sender, epoch, &salt))
+                Some(derive_subkey(
+                    alg,
+                    ring.get(id)?,
+                    id,
+                    sender,
+                    epoch,
+                    &salt.0,
+                ))
             }
             _ => None,
         }
@@ -485,7 +492,7 @@ pub enum OpenError {
 
 struct SubkeyEntry {
     epoch: u64,
-    salt: [u8; SALT_LEN],
+    salt: Salt,
     key: LessSafeKey,
 }
 
@@ -597,7 +604,7 @@ impl Opener {
             .ok_or(OpenError::UnknownKeyId(h.key_id))?;
         let key = aead_key(
             alg,
-            &derive_subkey(alg, ck, h.key_id, h.sender, h.epoch, &salt),
+            &derive_subkey(alg, ck, h.key_id, h.sender, h.epoch, &salt.0),
         );
         aead_open(&key, &mut d)?;
         // Cache only keys that just authenticated a datagram, so forgeries cannot evict honest
