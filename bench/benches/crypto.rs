@@ -9,14 +9,6 @@ use std::sync::Arc;
 const TAG: u32 = 7;
 const NOW: u64 = 1_790_000_000_000;
 
-fn hop_keys(suite: Suite, ring: &SharedKeyRing, sk: &Arc<SecretKey>) -> HopKeys {
-    match suite.hop() {
-        suite::HopAuth::None => HopKeys::None,
-        suite::HopAuth::Signature => HopKeys::Signer(sk.clone()),
-        _ => HopKeys::Ring(ring.clone()),
-    }
-}
-
 fn packet(suite: Suite, size: usize) -> Packet {
     let mut p = Packet::new(suite, DEFAULT_MTU).expect("mtu");
     let r = Rumor {
@@ -39,8 +31,15 @@ fn seal_open(c: &mut Criterion) {
         let mut g = c.benchmark_group(format!("datagram/{size}B"));
         g.throughput(Throughput::Elements(1));
         for suite in Suite::ALL {
-            let mut sealer = Sealer::new(suite, TAG, 0, 1, hop_keys(suite, &ring, &sk), &mut rng)
-                .expect("sealer");
+            let mut sealer = Sealer::new(
+                suite,
+                TAG,
+                0,
+                1,
+                HopKeys::for_suite(suite, Some(&ring), &sk).expect("every key is at hand"),
+                &mut rng,
+            )
+            .expect("sealer");
             g.bench_function(BenchmarkId::new("seal", suite.name()), |b| {
                 b.iter_batched(
                     || packet(suite, size),

@@ -108,14 +108,6 @@ impl Fixture {
         }
     }
 
-    fn hop_keys(&self) -> HopKeys {
-        match self.suite.hop() {
-            HopAuth::None => HopKeys::None,
-            HopAuth::Signature => HopKeys::Signer(self.member.clone()),
-            _ => HopKeys::Ring(self.ring.clone()),
-        }
-    }
-
     /// The codec path: build the rumor (signed by its origin where the suite says so), pack, seal.
     fn seal(&self, sealer: &mut Sealer) -> bytes::Bytes {
         let mut r = Rumor {
@@ -313,7 +305,15 @@ struct Row {
 fn measure(suite: Suite, size: usize, samples: usize, dur: Duration) -> anyhow::Result<Row> {
     let f = Fixture::new(suite, size);
     let mut rng = rand::thread_rng();
-    let mut sealer = Sealer::new(suite, TAG, 1, 1, f.hop_keys(), &mut rng).context("sealer")?;
+    let mut sealer = Sealer::new(
+        suite,
+        TAG,
+        1,
+        1,
+        HopKeys::for_suite(suite, Some(&f.ring), &f.member)?,
+        &mut rng,
+    )
+    .context("sealer")?;
     let mut opener = Opener::new(suite, Some(f.ring.clone())).context("opener")?;
     let sealed = f.seal(&mut sealer);
     anyhow::ensure!(

@@ -364,12 +364,8 @@ impl Cluster {
         (id, (i / self.origins.len()) as u64 + 1, &self.origins[o])
     }
 
-    fn hop_keys(&self, sender: usize) -> HopKeys {
-        match self.suite.hop() {
-            HopAuth::None => HopKeys::None,
-            HopAuth::Signature => HopKeys::Signer(Arc::clone(&self.senders[sender])),
-            _ => self.ring.clone().map_or(HopKeys::None, HopKeys::Ring),
-        }
+    fn hop_keys(&self, sender: usize) -> Result<HopKeys, codec::SealError> {
+        HopKeys::for_suite(self.suite, self.ring.as_ref(), &self.senders[sender])
     }
 }
 
@@ -458,7 +454,14 @@ fn seal_senders(
     let mut out = Vec::with_capacity(n / threads + 1);
     for s in (t..k).step_by(threads) {
         let (secret, id) = (&c.senders[s], s as u32 + 1);
-        let mut sealer = Sealer::new(c.suite, c.tag, id, stamp_ms / 1000, c.hop_keys(s), &mut rng)?;
+        let mut sealer = Sealer::new(
+            c.suite,
+            c.tag,
+            id,
+            stamp_ms / 1000,
+            c.hop_keys(s)?,
+            &mut rng,
+        )?;
         for i in (s..n).step_by(k) {
             let (origin, seq, origin_key) = c.origin(i);
             let mut rumor = Rumor {

@@ -36,11 +36,8 @@ pub fn fixture() -> &'static Fixture {
 /// Hop keys of the fixture for `suite`.
 pub fn hop_keys(suite: Suite) -> HopKeys {
     let f = fixture();
-    match suite.hop() {
-        crate::suite::HopAuth::None => HopKeys::None,
-        crate::suite::HopAuth::Signature => HopKeys::Signer(f.member.clone()),
-        _ => HopKeys::Ring(f.ring.clone()),
-    }
+    HopKeys::for_suite(suite, Some(&f.ring), &f.member)
+        .expect("the fixture holds every kind of key")
 }
 
 /// Parses, freshness-checks, opens and decodes `data` under every suite. Returns how many

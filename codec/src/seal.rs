@@ -107,6 +107,27 @@ pub enum HopKeys {
     Signer(Arc<SecretKey>),
 }
 
+impl HopKeys {
+    /// The keys `suite` seals hops with: nothing, the cluster key ring, or the member's own
+    /// signing key. A suite that needs the ring is refused, naming it, when `ring` is absent.
+    pub fn for_suite(
+        suite: Suite,
+        ring: Option<&SharedKeyRing>,
+        signer: &Arc<SecretKey>,
+    ) -> Result<HopKeys, SealError> {
+        Ok(match suite.hop() {
+            HopAuth::None => HopKeys::None,
+            HopAuth::Signature => HopKeys::Signer(Arc::clone(signer)),
+            HopAuth::Mac | HopAuth::Aead(_) => {
+                HopKeys::Ring(ring.cloned().ok_or(SealError::WrongKeys {
+                    suite,
+                    need: "the cluster key ring",
+                })?)
+            }
+        })
+    }
+}
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SealError {
     #[error("suite {suite} needs {need}")]
@@ -689,5 +710,23 @@ mod tests {
         assert!(Sealer::new(Suite::Ed25519, 0, 0, 1, HopKeys::None, &mut rng).is_err());
         assert!(Sealer::new(Suite::HmacSha256, 0, 0, 1, HopKeys::None, &mut rng).is_err());
         assert!(Opener::new(Suite::ChaCha20Poly1305, None).is_err());
+        let sk = Arc::new(SecretKey::generate(&mut rng));
+        assert!(matches!(
+            HopKeys::for_suite(Suite::Ed25519, None, &sk),
+            Ok(HopKeys::Signer(_))
+        ));
+        assert!(matches!(
+            HopKeys::for_suite(Suite::None, None, &sk),
+            Ok(HopKeys::None)
+        ));
+        for suite in [Suite::HmacSha256, Suite::Aes256Gcm, Suite::AeadEd25519] {
+            assert_eq!(
+                HopKeys::for_suite(suite, None, &sk).err(),
+                Some(SealError::WrongKeys {
+                    suite,
+                    need: "the cluster key ring"
+                })
+            );
+        }
     }
 }

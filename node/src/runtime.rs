@@ -329,11 +329,8 @@ impl CoreLoop {
             tracing::warn!("some --seeds are not roster addresses and were ignored");
         }
         core.join(Millis(now), &seeds);
-        let hop = match id.suite.hop() {
-            codec::suite::HopAuth::None => HopKeys::None,
-            codec::suite::HopAuth::Signature => HopKeys::Signer(Arc::clone(&id.secret)),
-            _ => HopKeys::Ring(id.ring.clone().context("this suite needs --cluster-key")?),
-        };
+        let hop = HopKeys::for_suite(id.suite, id.ring.as_ref(), &id.secret)
+            .context("this suite needs --cluster-key")?;
         let sealer = Sealer::new(id.suite, tag, id.member, epoch, hop, &mut rand::rngs::OsRng)?;
         Ok(CoreLoop {
             core,

@@ -280,14 +280,8 @@ fn valid_datagram(dir: &Path, suite: Suite, from: u32, tag: u32) -> bytes::Bytes
             .unwrap()
             .secret,
     );
-    let hop = match suite.hop() {
-        codec::suite::HopAuth::Signature => HopKeys::Signer(sk.clone()),
-        codec::suite::HopAuth::None => HopKeys::None,
-        _ => {
-            let ck = ClusterKeyFile::load(&dir.join("cluster.key")).unwrap();
-            HopKeys::Ring(SharedKeyRing::new(ck.key_id, ck.key))
-        }
-    };
+    let ck = ClusterKeyFile::load(&dir.join("cluster.key")).unwrap();
+    let hop = HopKeys::for_suite(suite, Some(&SharedKeyRing::new(ck.key_id, ck.key)), &sk).unwrap();
     let mut s = Sealer::new(suite, tag, from, unix_secs(), hop, &mut rand::thread_rng()).unwrap();
     let mut r = Rumor {
         origin: from,
