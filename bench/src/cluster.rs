@@ -22,6 +22,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use rumor::config::parse_duration;
+use rumor::runtime::unix_ms;
+
 use anyhow::{bail, Context};
 use codec::keyfile::{ClusterKeyFile, SigningKeyFile, SigningRole};
 use codec::{ClusterKey, Roster, RosterMember, SecretKey, Suite};
@@ -137,14 +140,6 @@ impl Args {
             rumor_bin: None,
             json: Some(json),
         }
-    }
-}
-
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    match humantime::parse_duration(s) {
-        Ok(d) if !d.is_zero() => Ok(d),
-        Ok(_) => Err("must be greater than zero".into()),
-        Err(e) => Err(format!("{e} (examples: 200ms, 1s)")),
     }
 }
 
@@ -707,12 +702,6 @@ struct Published {
     origin: u32,
     seq: u64,
     at_ms: u64,
-}
-
-fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Whether `view` (node `me`'s) has every member of `ids` other than `me` in a state

@@ -37,7 +37,9 @@ use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
+
+use rumor::runtime::unix_ms;
 
 use anyhow::{bail, ensure, Context};
 use bytes::Bytes;
@@ -265,12 +267,6 @@ fn ratio(a: f64, b: f64) -> f64 {
     } else {
         0.0
     }
-}
-
-fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 // ---- the cluster: keys and roster on disk, as `rumor run` reads them ----

@@ -139,7 +139,9 @@ pub struct RunOptions {
     pub batch_verify: Option<bool>,
 }
 
-fn parse_duration(s: &str) -> Result<Duration, String> {
+/// A positive human duration ("200ms", "1s"): the parser of every duration flag, here and in
+/// `rumor-bench`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let d = humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 200ms, 1s)"))?;
     if d.is_zero() {
         return Err("must be greater than zero".into());

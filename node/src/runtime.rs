@@ -57,7 +57,8 @@ impl KeySource for RosterKeys {
     }
 }
 
-fn unix_ms() -> u64 {
+/// Wall-clock unix time in ms: the clock the runtime feeds the core and stamps datagrams with.
+pub fn unix_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)

@@ -17,7 +17,7 @@ use rumor::config::{IoMode, RunOptions};
 use rumor::control::{request, Request, Response};
 use rumor::identity::Identity;
 use rumor::io::socket::bind_group;
-use rumor::runtime::Node;
+use rumor::runtime::{unix_ms, Node};
 
 const PROBE: Duration = Duration::from_millis(200);
 const GOSSIP: Duration = Duration::from_millis(50);
@@ -35,13 +35,6 @@ fn unix_secs() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs()
-}
-
-fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
 }
 
 impl Cluster {
