@@ -1422,7 +1422,12 @@ mod tests {
     use super::*;
 
     fn d(origin: u32, seq: u64, at_ms: u64) -> Delivery {
-        Delivery { origin, seq, at_ms }
+        Delivery {
+            origin,
+            seq,
+            at_ms,
+            digest: String::new(),
+        }
     }
 
     fn p(origin: u32, seq: u64, at_ms: u64) -> Published {
@@ -1492,6 +1497,8 @@ mod tests {
             state: state.into(),
             incarnation: 1,
             addr: None,
+            committed_dead: false,
+            excluded: false,
         };
         let view = vec![m(0, "alive"), m(1, "alive"), m(2, "suspect")];
         assert!(view_has(&view, 0, &[0, 1], is_alive));

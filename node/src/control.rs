@@ -42,6 +42,14 @@ pub struct MemberView {
     pub state: String,
     pub incarnation: u64,
     pub addr: Option<String>,
+    /// This node has decided the member is dead: without the authority layer, its soft view
+    /// says dead; with it, only a quorum certificate commits a death.
+    #[serde(default)]
+    pub committed_dead: bool,
+    /// A verified equivocation proof excludes the member: its rumors are dropped, and with the
+    /// authority layer it no longer counts in any quorum.
+    #[serde(default)]
+    pub excluded: bool,
 }
 
 /// A rumor delivered to the application, with the unix ms at which it was delivered here.
@@ -50,6 +58,15 @@ pub struct Delivery {
     pub origin: u32,
     pub seq: u64,
     pub at_ms: u64,
+    /// First 8 bytes of the payload's SHA-256, hex: tells two stories under one (origin, seq)
+    /// apart without shipping payloads.
+    #[serde(default)]
+    pub digest: String,
+}
+
+/// The `digest` of a delivered payload.
+pub fn payload_digest(payload: &[u8]) -> String {
+    hex::encode(&ring::digest::digest(&ring::digest::SHA256, payload).as_ref()[..8])
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

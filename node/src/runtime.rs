@@ -472,7 +472,12 @@ impl CoreLoop {
                 Action::Deliver(r) => {
                     Metrics::add(&m.rumors_delivered, 1);
                     Metrics::add(&m.dissemination_ms_sum, now.saturating_sub(r.timestamp_ms));
-                    self.record(r.origin, r.seq, now);
+                    self.record(Delivery {
+                        origin: r.origin,
+                        seq: r.seq,
+                        at_ms: now,
+                        digest: crate::control::payload_digest(&r.payload),
+                    });
                 }
                 Action::MemberChanged {
                     id,
@@ -537,11 +542,11 @@ impl CoreLoop {
         Ok(sealed)
     }
 
-    fn record(&mut self, origin: MemberId, seq: u64, at_ms: u64) {
+    fn record(&mut self, d: Delivery) {
         if self.deliveries.len() == DELIVERIES_KEPT {
             self.deliveries.pop_front();
         }
-        self.deliveries.push_back(Delivery { origin, seq, at_ms });
+        self.deliveries.push_back(d);
     }
 
     fn gauges(&self, pool: &Pool) {
@@ -590,6 +595,8 @@ impl CoreLoop {
                         state: state_name(state).into(),
                         incarnation,
                         addr: self.core.addr_of(id).map(|a| a.to_string()),
+                        committed_dead: state == MemberState::Dead,
+                        excluded: false,
                     })
                     .collect();
                 Response::Members { me, members }
@@ -598,11 +605,17 @@ impl CoreLoop {
                 let Ok(payload) = hex::decode(payload_hex.trim()) else {
                     return err("payload_hex is not hex".into());
                 };
+                let digest = crate::control::payload_digest(&payload);
                 match self.core.publish(Millis(now), payload.into()) {
                     Ok(seq) => {
                         Metrics::add(&self.metrics.rumors_published, 1);
                         Metrics::add(&self.metrics.rumors_delivered, 1);
-                        self.record(self.core.id(), seq, now);
+                        self.record(Delivery {
+                            origin: self.core.id(),
+                            seq,
+                            at_ms: now,
+                            digest,
+                        });
                         Response::Published {
                             origin: self.core.id(),
                             seq,
