@@ -31,7 +31,7 @@ use codec::{ClusterKey, Roster, RosterMember, SecretKey, Suite};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rumor::control::{self, Delivery, MemberView, Request, Response};
-use rumor::core::Config;
+use rumor::core::{Config, Tolerance};
 use serde::Serialize;
 
 /// Members the others join through; never chosen as the crash victim, so a restarted member
@@ -106,6 +106,10 @@ pub struct Args {
     /// Probe timeout of every node (default: half the probe interval).
     #[arg(long, value_parser = parse_duration)]
     probe_timeout: Option<Duration>,
+    /// Run the nodes with the quorum authority layer, tolerating f Byzantine members
+    /// (`rumor run --tolerate`; needs ed25519 or aead+ed25519).
+    #[arg(long)]
+    tolerate: Option<u32>,
     /// Seed of the choices (publishers, payloads, crash victim).
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -135,6 +139,7 @@ impl Args {
             retransmit_mult: None,
             suspicion_mult: None,
             probe_timeout: None,
+            tolerate: None,
             seed: 1,
             keep_dir: None,
             rumor_bin: None,
@@ -194,6 +199,10 @@ fn core_config(a: &Args) -> anyhow::Result<Config> {
         probe_timeout: a.probe_timeout.unwrap_or(a.probe_interval / 2),
         retransmit_mult: a.retransmit_mult.unwrap_or(base.retransmit_mult),
         suspicion_mult: a.suspicion_mult.unwrap_or(base.suspicion_mult),
+        authority: a.tolerate.map(|f| Tolerance {
+            f,
+            ..Tolerance::default()
+        }),
         ..base
     };
     cfg.validate().context("node configuration")?;
@@ -360,6 +369,7 @@ struct NodeFlags {
     probe_timeout: Duration,
     retransmit_mult: u32,
     suspicion_mult: u32,
+    tolerate: Option<u32>,
 }
 
 impl NodeFlags {
@@ -371,6 +381,7 @@ impl NodeFlags {
             probe_timeout: c.probe_timeout,
             retransmit_mult: c.retransmit_mult,
             suspicion_mult: c.suspicion_mult,
+            tolerate: c.authority.map(|t| t.f),
         }
     }
 }
@@ -424,6 +435,9 @@ fn node_args(files: &Files, flags: &NodeFlags, ports: &[u16], i: usize) -> Vec<O
         flags.retransmit_mult.to_string().into(),
     );
     push("--suspicion-mult", flags.suspicion_mult.to_string().into());
+    if let Some(f) = flags.tolerate {
+        push("--tolerate", f.to_string().into());
+    }
     push("--io-threads", "1".into());
     push("--verify-threads", "1".into());
     // Dozens of nodes share the cores: pinning would stack them on the same ones.
