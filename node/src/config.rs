@@ -55,6 +55,11 @@ impl Protection {
 /// your hardware; `--io auto` prefers io_uring.
 pub const DEFAULT_IO: IoMode = IoMode::Mmsg;
 
+/// The authority layer's default cap on rumors per origin per gossip interval: 250 rumors/s at
+/// the default 200 ms interval, an order of magnitude above what one member publishes in the
+/// benchmarks, far below what a flooder offers.
+const BYZANTINE_ORIGIN_RUMOR_CAP: u32 = 50;
+
 /// Flags of `rumor run`. All optional here so that the config file can supply them.
 #[derive(Args, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -77,6 +82,10 @@ pub struct RunOptions {
     /// Witnesses per member (default min(n − 1, max(16, 3f + 1))).
     #[arg(long)]
     pub witnesses: Option<u32>,
+    /// Rumors accepted per origin per gossip interval; the rest are dropped before their
+    /// signatures are checked (default: 50 with the authority layer, else no cap).
+    #[arg(long)]
+    pub origin_rumor_cap: Option<u32>,
     /// Crypto suite: none, hmac-sha256, aes-256-gcm, chacha20-poly1305, ed25519, aead+ed25519.
     #[arg(long)]
     #[serde(default, deserialize_with = "de_from_str")]
@@ -195,6 +204,7 @@ pub struct RunConfig {
     pub suite: Suite,
     /// The quorum authority layer's parameters, when it is on.
     pub tolerance: Option<Tolerance>,
+    pub origin_rumor_cap: Option<u32>,
     pub key: Option<PathBuf>,
     pub roster: Option<PathBuf>,
     pub authority: Option<String>,
@@ -275,6 +285,10 @@ impl RunOptions {
             bind,
             seeds: self.seeds.or(file.seeds).unwrap_or_default(),
             suite,
+            origin_rumor_cap: self
+                .origin_rumor_cap
+                .or(file.origin_rumor_cap)
+                .or(tolerance.map(|_| BYZANTINE_ORIGIN_RUMOR_CAP)),
             tolerance,
             key: self.key.or(file.key),
             roster: self.roster.or(file.roster),
@@ -359,6 +373,9 @@ impl RunConfig {
             if let Some(p) = path.as_ref().filter(|p| !p.exists()) {
                 return bad(flag, format!("{} does not exist", p.display()));
             }
+        }
+        if self.origin_rumor_cap == Some(0) {
+            return bad("origin-rumor-cap", "must be at least 1".into());
         }
         if self.tolerance.is_some() && !self.suite.per_member_provenance() {
             return Err(ConfigError::AuthorityWithoutProvenance(self.suite));

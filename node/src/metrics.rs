@@ -69,6 +69,7 @@ counters! {
     equivocators_excluded: "Members excluded by a verified equivocation proof.",
     proofs_refused: "Equivocation proofs refused: no conflict between two signed statements.",
     rumors_excluded: "Rumors dropped because their origin is an excluded equivocator.",
+    rumors_over_cap: "Rumors dropped before verification: their origin reached its cap for the gossip interval.",
 }
 
 impl Metrics {

@@ -314,6 +314,7 @@ impl CoreLoop {
             retransmit_mult: cfg.retransmit_mult,
             suspicion_mult: cfg.suspicion_mult,
             authority: cfg.tolerance,
+            origin_rumor_cap: cfg.origin_rumor_cap,
             ..CoreConfig::default()
         };
         let epoch = id.epoch.current();
@@ -429,7 +430,7 @@ impl CoreLoop {
                 continue;
             };
             if self.rules.origin_signed || self.rules.authority {
-                msgs.retain(|msg| self.provenance_ok(msg));
+                msgs.retain(|msg| self.provenance_ok(Millis(now), msg));
             }
             Metrics::add(&m.accepted, 1);
             self.core.handle_datagram(Millis(now), sender, msgs);
@@ -439,8 +440,8 @@ impl CoreLoop {
     /// End-to-end signature checks (rumor origins; with the authority layer every statement,
     /// certificate and proof), paid once per unique statement: what the core already knows, or
     /// would drop anyway, is passed through unchecked and dropped there.
-    fn provenance_ok(&self, msg: &Message) -> bool {
-        if !self.rules.applies(msg) || !self.core.is_news(msg) {
+    fn provenance_ok(&self, now: Millis, msg: &Message) -> bool {
+        if !self.rules.applies(msg) || !self.core.is_news(now, msg) {
             return true;
         }
         Metrics::add(&self.metrics.origin_verifications, 1);
@@ -578,6 +579,7 @@ impl CoreLoop {
             (&m.equivocators_excluded, c.equivocators_excluded),
             (&m.proofs_refused, c.proofs_refused),
             (&m.rumors_excluded, c.rumors_excluded),
+            (&m.rumors_over_cap, c.rumors_over_cap),
         ] {
             Metrics::set(counter, v);
         }

@@ -98,6 +98,9 @@ pub struct Config {
     /// The quorum authority layer (issue 6): signed membership statements, deaths committed only
     /// by witness certificates, equivocators excluded. `None`: gossip's view is the decision.
     pub authority: Option<Tolerance>,
+    /// Rumors accepted per origin per gossip interval (`None`: no cap). Past it, an origin's
+    /// rumors are dropped before their signatures are checked.
+    pub origin_rumor_cap: Option<u32>,
 }
 
 impl Default for Config {
@@ -125,6 +128,7 @@ impl Default for Config {
             aligned_gossip: false,
             unlimited_rumor_retransmit: false,
             authority: None,
+            origin_rumor_cap: None,
         }
     }
 }
@@ -157,6 +161,12 @@ impl Config {
             if !(min..=MAX_FACTOR).contains(&v) {
                 return Err(ConfigError::Factor { what, min });
             }
+        }
+        if self.origin_rumor_cap == Some(0) {
+            return Err(ConfigError::Factor {
+                what: "origin rumor cap",
+                min: 1,
+            });
         }
         if self.broadcast_queue_max == 0 {
             return Err(ConfigError::Factor {

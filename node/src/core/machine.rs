@@ -33,7 +33,7 @@ use super::membership::{is_live, supersedes, Membership};
 use super::pack::{fits_alone, Datagrams};
 use super::probe::{Probe, Prober, Relay, NACK_FRACTION};
 use super::roster::Roster;
-use super::rumors::RumorLog;
+use super::rumors::{OriginCap, RumorLog};
 use super::stats::Stats;
 use super::suspicion::Suspicions;
 use super::time::{ms, Millis};
@@ -179,6 +179,7 @@ pub struct Core {
     stats: Stats,
     /// The quorum authority layer, when configured.
     auth: Option<Authority>,
+    origin_cap: Option<OriginCap>,
 }
 
 impl Core {
@@ -199,6 +200,7 @@ impl Core {
             Some(t) => Some(Authority::new(t.resolve(roster.len())?, cfg.cluster_tag)),
             None => None,
         };
+        let origin_cap = cfg.origin_rumor_cap.map(OriginCap::new);
         let mut rng = StdRng::seed_from_u64(boot.rng_seed);
         // Random phases keep members from probing and gossiping in lockstep.
         let mut phase = |d: std::time::Duration| now + d.mul_f64(rng.gen::<f64>());
@@ -235,6 +237,7 @@ impl Core {
             actions: VecDeque::new(),
             stats: Stats::default(),
             auth,
+            origin_cap,
         };
         if core.cfg.aligned_gossip {
             core.next_gossip = core.next_gossip_round(now);
@@ -336,7 +339,7 @@ impl Core {
                 Message::IndirectAck { seq, target } => self.on_indirect_ack(seq, target),
                 Message::Nack { seq, target } => self.on_nack(seq, target),
                 Message::Update(u) => self.apply(now, u),
-                Message::Rumor(r) => self.on_rumor(r),
+                Message::Rumor(r) => self.on_rumor(now, r),
                 Message::SyncRequest => sync_requested = true,
                 // The updates after the marker are applied like any others (and, as memberlist
                 // does, re-gossiped when new to us: the redundancy that lets members that missed
@@ -468,9 +471,10 @@ impl Core {
     }
 
     /// Whether `m` could change anything here, so its signatures must be verified first: a
-    /// driver skips the check for duplicates, stale statements and convicted members, which the
-    /// core would drop anyway (verification is paid once per unique statement).
-    pub fn is_news(&self, m: &Message) -> bool {
+    /// driver skips the check for duplicates, stale statements, convicted members and rumors
+    /// over their origin's cap, which the core drops anyway (verification is paid once per
+    /// unique statement, and never for what a flood brings past the cap).
+    pub fn is_news(&self, now: Millis, m: &Message) -> bool {
         let excluded = |id| self.is_excluded(id);
         match m {
             Message::Rumor(r) => {
@@ -478,7 +482,11 @@ impl Core {
                     .auth
                     .as_ref()
                     .is_some_and(|a| a.conflicting_rumor(r).is_some());
-                !excluded(r.origin) && (conflict || !self.knows_rumor(r.origin, r.seq))
+                let capped = self
+                    .origin_cap
+                    .as_ref()
+                    .is_some_and(|c| c.exhausted(r.origin, self.rumor_window(now)));
+                !excluded(r.origin) && (conflict || (!capped && !self.knows_rumor(r.origin, r.seq)))
             }
             Message::Update(u) => {
                 let (Some(auth), Some(idx)) = (&self.auth, self.roster.index_of(u.subject)) else {
@@ -1082,7 +1090,7 @@ impl Core {
 
     // ---- rumors ----
 
-    fn on_rumor(&mut self, mut r: Rumor) {
+    fn on_rumor(&mut self, now: Millis, mut r: Rumor) {
         if self.roster.index_of(r.origin).is_none() {
             self.stats.rumors_ignored += 1;
             return;
@@ -1101,10 +1109,18 @@ impl Core {
             }
         }
         // Our own rumors come back from the members we sent them to.
-        if r.origin == self.id || !self.rumors.observe(r.origin, r.seq) {
+        if r.origin == self.id || self.rumors.seen(r.origin, r.seq) {
             self.stats.rumors_duplicate += 1;
             return;
         }
+        let window = self.rumor_window(now);
+        if let Some(cap) = self.origin_cap.as_mut() {
+            if !cap.charge(r.origin, window) {
+                self.stats.rumors_over_cap += 1;
+                return;
+            }
+        }
+        self.rumors.observe(r.origin, r.seq);
         self.stats.rumors_delivered += 1;
         // The payload arrives as a slice of a whole receive region; a rumor kept for
         // retransmission must not pin that region (tens of KiB) for its lifetime.
@@ -1114,6 +1130,11 @@ impl Core {
         }
         self.actions.push_back(Action::Deliver(r.clone()));
         self.enqueue(Key::Rumor(r.origin, r.seq), Message::Rumor(r));
+    }
+
+    /// The origin cap's window: the gossip interval `now` falls in.
+    fn rumor_window(&self, now: Millis) -> u64 {
+        now.0 / ms(self.cfg.gossip_interval)
     }
 
     // ---- dissemination ----

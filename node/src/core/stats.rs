@@ -28,6 +28,8 @@ pub struct Stats {
     pub rumors_duplicate: u64,
     /// Rumors whose origin is not on the roster.
     pub rumors_ignored: u64,
+    /// Rumors dropped because their origin reached its cap for the gossip interval.
+    pub rumors_over_cap: u64,
     /// Broadcasts dropped from the bounded queue before their retransmissions were done.
     pub broadcasts_dropped: u64,
     pub gossip_sent: u64,

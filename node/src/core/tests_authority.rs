@@ -230,3 +230,47 @@ fn shared_key_suites_and_unsafe_quorums_are_refused() {
     let e = Core::new(too_small, roster, boot, Millis(0)).err().unwrap();
     assert!(e.to_string().contains("n ≥ 3f + 2"), "{e}");
 }
+
+#[test]
+fn an_origin_over_its_cap_is_cut_before_it_crowds_others_out() {
+    let cfg = Config {
+        origin_rumor_cap: Some(5),
+        ..config()
+    };
+    let mut net = Net::new(N, cfg, 15);
+    net.start(0, EPOCH, &[]);
+    for id in 1..LIAR {
+        net.run_for(Duration::from_millis(20));
+        net.start(id, EPOCH, &[0]);
+    }
+    net.run_for(Duration::from_secs(3));
+    let flood: Vec<Message> = (0..40)
+        .map(|seq| {
+            Message::Rumor(Rumor {
+                origin: LIAR,
+                seq,
+                timestamp_ms: 1,
+                payload: Bytes::from_static(b"flood"),
+                signature: sig(),
+            })
+        })
+        .collect();
+    for chunk in flood.chunks(5) {
+        net.inject(LIAR, 0, chunk.to_vec());
+    }
+    let honest = net.publish(1, Bytes::from_static(b"honest")).unwrap();
+    net.run_for(Duration::from_secs(2));
+    let s = net.core(0).unwrap().stats();
+    // The flood lands within one latency spread (≤ 10 ms), so in at most two 50 ms windows.
+    assert!(s.rumors_over_cap >= 30, "{}", s.rumors_over_cap);
+    for m in net.running() {
+        assert!(
+            net.node(m)
+                .delivered
+                .iter()
+                .any(|(_, o, q)| (*o, *q) == (1, honest))
+                || m == 1,
+            "member {m} missed the honest rumor"
+        );
+    }
+}
