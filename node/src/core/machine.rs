@@ -492,7 +492,9 @@ impl Core {
                 let (Some(auth), Some(idx)) = (&self.auth, self.roster.index_of(u.subject)) else {
                     return true;
                 };
-                let stale = self.members.get(idx).incarnation > u.incarnation;
+                let cur = self.members.get(idx);
+                let stale = cur.incarnation > u.incarnation
+                    || (u.state == MemberState::Dead && cur.state == Some(MemberState::Dead));
                 !excluded(u.origin) && !stale && !auth.knows(idx, u)
             }
             Message::Certificate(c) => self.roster.index_of(c.subject).is_some_and(|idx| {
@@ -909,6 +911,11 @@ impl Core {
                 auth.held_mut(idx).accusation = Some(u.clone());
             }
             return true;
+        }
+        if !supersedes(self.members.get(idx), u.incarnation, u.state) {
+            // Already certified (or refuted): a late vote settles nothing.
+            self.stats.updates_ignored += 1;
+            return false;
         }
         if !auth.is_witness(&self.roster, u.origin, u.subject, u.incarnation) {
             self.stats.votes_refused += 1;
