@@ -126,8 +126,9 @@ pub struct Args {
 }
 
 impl Args {
-    /// The default report's run: a 32-member loopback cluster of `suite`, 30 rumors.
-    pub fn for_report(suite: Suite, json: PathBuf) -> Args {
+    /// The default report's run: a 32-member loopback cluster of `suite`, 30 rumors, with the
+    /// authority layer when `tolerate` is given.
+    pub fn for_report(suite: Suite, tolerate: Option<u32>, json: PathBuf) -> Args {
         Args {
             nodes: 32,
             suite,
@@ -139,7 +140,7 @@ impl Args {
             retransmit_mult: None,
             suspicion_mult: None,
             probe_timeout: None,
-            tolerate: None,
+            tolerate,
             seed: 1,
             keep_dir: None,
             rumor_bin: None,

@@ -9,6 +9,7 @@ mod cluster;
 mod crypto;
 mod ingest;
 mod pool;
+mod protection;
 mod report;
 mod util;
 

@@ -47,6 +47,11 @@ impl Protection {
             Protection::SemiTrusted | Protection::Byzantine => Suite::Ed25519,
         }
     }
+
+    /// The f the level tolerates: the authority layer is on only at `byzantine`.
+    pub fn default_tolerate(self) -> Option<u32> {
+        (self == Protection::Byzantine).then_some(1)
+    }
 }
 
 /// The default I/O method is the one the ingest benchmark measured faster on this class of
@@ -256,7 +261,7 @@ impl RunOptions {
         let tolerance = match self
             .tolerate
             .or(file.tolerate)
-            .or((protection == Protection::Byzantine).then_some(1))
+            .or(protection.default_tolerate())
         {
             Some(f) => Some(Tolerance {
                 f,
