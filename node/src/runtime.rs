@@ -44,6 +44,9 @@ const IDLE_WAIT: Duration = Duration::from_millis(100);
 const DELIVERIES_KEPT: usize = 1 << 16;
 /// How often gauges and pool counters are copied into the metrics.
 const GAUGE_PERIOD: Duration = Duration::from_millis(250);
+/// How long the core thread keeps applying queued verdict batches before it runs timers and
+/// sends: far below any protocol timer (the shortest, a probe timeout, is hundreds of ms).
+const DRAIN_FOR: Duration = Duration::from_millis(1);
 /// After a leave, time to let the Left statement go out before exiting.
 const LEAVE_GRACE: Duration = Duration::from_millis(600);
 
@@ -386,7 +389,17 @@ impl CoreLoop {
                 })
                 .min(IDLE_WAIT);
             channel::select! {
-                recv(verdicts) -> b => if let Ok(b) = b { self.apply(b) },
+                recv(verdicts) -> b => if let Ok(b) = b {
+                    self.apply(b);
+                    // Under load, take what else is queued before timers and sends: one
+                    // wake-up, one flush for many batches (bounded in time, so timers stay
+                    // on time).
+                    let until = Instant::now() + DRAIN_FOR;
+                    while Instant::now() < until {
+                        let Ok(b) = verdicts.try_recv() else { break };
+                        self.apply(b);
+                    }
+                },
                 recv(ctl) -> r => if let Ok((req, reply)) = r { let _ = reply.send(self.control(req)); },
                 default(wait) => {}
             }
