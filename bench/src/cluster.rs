@@ -739,7 +739,12 @@ pub(crate) struct Published {
 
 /// Whether `view` (node `me`'s) has every member of `ids` other than `me` in a state
 /// satisfying `ok`. A member missing from the view counts as state "absent".
-pub(crate) fn view_has(view: &[MemberView], me: usize, ids: &[usize], ok: impl Fn(&str) -> bool) -> bool {
+pub(crate) fn view_has(
+    view: &[MemberView],
+    me: usize,
+    ids: &[usize],
+    ok: impl Fn(&str) -> bool,
+) -> bool {
     let states: HashMap<u32, &str> = view.iter().map(|m| (m.id, m.state.as_str())).collect();
     ids.iter()
         .filter(|&&id| id != me)
@@ -921,7 +926,10 @@ type FirstDelivery = HashMap<(u32, u64), u64>;
 /// Matches each live node's deliveries, `(node, deliveries)`, to the published rumors.
 /// Deliveries of rumors not published in this phase are ignored; a rumor delivered twice at a
 /// node counts once, at its first delivery.
-pub(crate) fn disseminate(published: &[Published], deliveries: &[(usize, Vec<Delivery>)]) -> Dissemination {
+pub(crate) fn disseminate(
+    published: &[Published],
+    deliveries: &[(usize, Vec<Delivery>)],
+) -> Dissemination {
     let firsts: Vec<(usize, FirstDelivery)> = deliveries
         .iter()
         .map(|(node, list)| {

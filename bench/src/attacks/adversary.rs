@@ -17,7 +17,9 @@ use serde_json::{json, Map, Value};
 
 use super::relay::{self, Mode, Relay};
 use super::speaker::{seal_one, Outsider};
-use super::{honest_ids, insider_id, outsider_socket, payload_len, say, Adversary, Env, RunFacts, Verdict};
+use super::{
+    honest_ids, insider_id, outsider_socket, payload_len, say, Adversary, Env, RunFacts, Verdict,
+};
 use crate::cluster::{self, poll_until};
 
 /// Statements sent by the spoofer, forger and each sybil identity.
@@ -129,7 +131,12 @@ fn refusals(env: &Env) -> anyhow::Result<BTreeMap<String, u64>> {
 fn delta(after: &BTreeMap<String, u64>, before: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
     after
         .iter()
-        .map(|(k, v)| (k.clone(), v.saturating_sub(before.get(k).copied().unwrap_or(0))))
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                v.saturating_sub(before.get(k).copied().unwrap_or(0)),
+            )
+        })
         .filter(|(_, v)| *v > 0)
         .collect()
 }
@@ -368,7 +375,9 @@ fn replayer(env: &mut Env) -> anyhow::Result<Verdict> {
     env.cluster.spawn(victim)?;
     env.cluster.wait_ready(&[victim], super::START_TIMEOUT)?;
     let (sent_restart, accepted_restart, refused_restart) = replay_burst(env, victim, &caps)?;
-    let oldest = caps.first().map_or(0, |c| c.at.elapsed().as_millis() as u64);
+    let oldest = caps
+        .first()
+        .map_or(0, |c| c.at.elapsed().as_millis() as u64);
 
     let mut ev = Map::new();
     ev.insert("victim".into(), json!(victim));
@@ -418,7 +427,9 @@ fn liar(env: &mut Env) -> anyhow::Result<Verdict> {
                 .collect();
             sent += env.insider.send(env.addrs[to], &lies)?;
         }
-        if round % (VIEW_POLL.as_millis() / env.cfg.gossip_interval.as_millis()).max(1) as usize == 0 {
+        if round % (VIEW_POLL.as_millis() / env.cfg.gossip_interval.as_millis()).max(1) as usize
+            == 0
+        {
             watch.observe(env)?;
         }
     }
@@ -436,8 +447,14 @@ fn liar(env: &mut Env) -> anyhow::Result<Verdict> {
         "committed_dead".into(),
         json!(watch.committed.iter().take(5).collect::<Vec<_>>()),
     );
-    ev.insert("longest_non_alive_ms".into(), json!(longest.as_millis() as u64));
-    ev.insert("suspicion_timeout_ms".into(), json!(threshold.as_millis() as u64));
+    ev.insert(
+        "longest_non_alive_ms".into(),
+        json!(longest.as_millis() as u64),
+    );
+    ev.insert(
+        "suspicion_timeout_ms".into(),
+        json!(threshold.as_millis() as u64),
+    );
     ev.insert("longest_non_alive".into(), json!(watch.longest_pair()));
     if env.sc.authority {
         let (ok, live_ev) = liveness(env)?;
@@ -526,7 +543,9 @@ fn equivocator(env: &mut Env) -> anyhow::Result<Verdict> {
         let rb = env.insider.own_rumor(seq, &b);
         for i in honest_ids() {
             let r = if i < half { &ra } else { &rb };
-            sent += env.insider.send(env.addrs[i], &[Message::Rumor(r.clone())])?;
+            sent += env
+                .insider
+                .send(env.addrs[i], &[Message::Rumor(r.clone())])?;
         }
     }
     std::thread::sleep(env.drain() + COUNTER_SETTLE);
@@ -552,7 +571,10 @@ fn equivocator(env: &mut Env) -> anyhow::Result<Verdict> {
 
 /// Publishes `FLOOD_RUMORS` honest rumors round-robin and waits for them at every honest node;
 /// returns (sorted latencies of complete rumors, rumors some honest node never delivered).
-fn honest_rumors(env: &mut Env, during: impl FnOnce(&mut Env) -> anyhow::Result<()>) -> anyhow::Result<(Vec<u64>, usize)> {
+fn honest_rumors(
+    env: &mut Env,
+    during: impl FnOnce(&mut Env) -> anyhow::Result<()>,
+) -> anyhow::Result<(Vec<u64>, usize)> {
     let since = unix_ms();
     let mut published = Vec::with_capacity(FLOOD_RUMORS);
     for k in 0..FLOOD_RUMORS {
@@ -564,7 +586,9 @@ fn honest_rumors(env: &mut Env, during: impl FnOnce(&mut Env) -> anyhow::Result<
         honest_ids().map(|i| (i, Vec::new())).collect();
     poll_until(DELIVERY_WAIT, || {
         cluster::refresh_deliveries(&env.cluster, &published, since, &mut seen)?;
-        Ok(cluster::disseminate(&published, &seen).complete().then_some(()))
+        Ok(cluster::disseminate(&published, &seen)
+            .complete()
+            .then_some(()))
     })?;
     let dis = cluster::disseminate(&published, &seen);
     let lost = published.len() - dis.latencies_ms.len();
@@ -589,25 +613,29 @@ fn flooder(env: &mut Env, facts: RunFacts, admitted: bool) -> anyhow::Result<Ver
     let to = env.addrs[victim];
     let insider = std::sync::Arc::clone(&env.insider);
     let sock = outsider_socket()?;
-    let flood = std::thread::Builder::new().name("flood".into()).spawn(move || {
-        let t = Instant::now();
-        for (i, d) in datagrams.iter().enumerate() {
-            // On schedule: never ahead of the offered rate, catching up when behind.
-            let due = Duration::from_secs_f64(i as f64 / rate);
-            if let Some(wait) = due.checked_sub(t.elapsed()) {
-                std::thread::sleep(wait);
+    let flood = std::thread::Builder::new()
+        .name("flood".into())
+        .spawn(move || {
+            let t = Instant::now();
+            for (i, d) in datagrams.iter().enumerate() {
+                // On schedule: never ahead of the offered rate, catching up when behind.
+                let due = Duration::from_secs_f64(i as f64 / rate);
+                if let Some(wait) = due.checked_sub(t.elapsed()) {
+                    std::thread::sleep(wait);
+                }
+                let _ = match admitted {
+                    true => insider.send_raw(to, d),
+                    false => sock.send_to(d, to),
+                };
             }
-            let _ = match admitted {
-                true => insider.send_raw(to, d),
-                false => sock.send_to(d, to),
-            };
-        }
-        (datagrams.len() as u64, t.elapsed())
-    })?;
+            (datagrams.len() as u64, t.elapsed())
+        })?;
     // The honest rumors go out while the flood runs.
     std::thread::sleep(FLOOD_WINDOW / 10);
     let (flooded, lost) = honest_rumors(env, |_| Ok(()))?;
-    let (sent, took) = flood.join().map_err(|_| anyhow::anyhow!("the flood thread panicked"))?;
+    let (sent, took) = flood
+        .join()
+        .map_err(|_| anyhow::anyhow!("the flood thread panicked"))?;
     let refused = delta(&refusals(env)?, &before);
     let p99 = |v: &[u64]| cluster::percentile(v, 99.0);
     let (b, f) = (p99(&base), p99(&flooded));
@@ -624,7 +652,10 @@ fn flooder(env: &mut Env, facts: RunFacts, admitted: bool) -> anyhow::Result<Ver
     ));
     let mut ev = Map::new();
     ev.insert("verify_rate_per_s".into(), json!(facts.verify_rate.round()));
-    ev.insert("offered_per_s".into(), json!((sent as f64 / took.as_secs_f64()).round()));
+    ev.insert(
+        "offered_per_s".into(),
+        json!((sent as f64 / took.as_secs_f64()).round()),
+    );
     ev.insert("victim".into(), json!(victim));
     ev.insert("baseline_p99_ms".into(), json!(b));
     ev.insert("flood_p99_ms".into(), json!(f));

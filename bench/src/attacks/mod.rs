@@ -208,7 +208,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     ));
     let t0 = Instant::now();
     let results = run_matrix(&bin, &cells, facts);
-    say(format_args!("matrix done in {:.0} s", t0.elapsed().as_secs_f64()));
+    say(format_args!(
+        "matrix done in {:.0} s",
+        t0.elapsed().as_secs_f64()
+    ));
     print_matrix(&results);
     if let Some(p) = &a.json {
         let text = serde_json::to_string_pretty(&Matrix {
@@ -482,8 +485,9 @@ impl Env {
             CONVERGE_TIMEOUT,
             &mut lagging,
         )?;
-        done.map(|_| ())
-            .with_context(|| format!("no convergence within {CONVERGE_TIMEOUT:?}: nodes {lagging:?} lag"))
+        done.map(|_| ()).with_context(|| {
+            format!("no convergence within {CONVERGE_TIMEOUT:?}: nodes {lagging:?} lag")
+        })
     }
 
     /// Publishes a random rumor at honest node `i` and remembers its digest.
@@ -512,7 +516,11 @@ impl Env {
         for (node, ds) in self.deliveries(since_ms)? {
             for d in ds {
                 let honest_origin = (d.origin as usize) < HONEST;
-                if honest_origin && !self.published.contains(&(d.origin, d.seq, d.digest.clone())) {
+                if honest_origin
+                    && !self
+                        .published
+                        .contains(&(d.origin, d.seq, d.digest.clone()))
+                {
                     out.push(ForgedDelivery {
                         at_node: node,
                         origin: d.origin,

@@ -270,3 +270,62 @@ pub(crate) fn rewrite_header(d: &[u8], f: impl FnOnce(&mut Header)) -> Vec<u8> {
     }
     v
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use codec::seal::{HopKeys, Packet, Sealer};
+    use codec::{Rumor, SecretKey};
+    use std::sync::Arc;
+
+    fn sealed(suite: Suite, msgs: &[Message]) -> Vec<u8> {
+        let key = Arc::new(SecretKey::generate(&mut rand::rngs::OsRng));
+        let hop = HopKeys::for_suite(suite, None, &key).unwrap();
+        let mut s = Sealer::new(suite, 7, 1, 9, hop, &mut rand::rngs::OsRng).unwrap();
+        let mut p = Packet::new(suite, codec::DEFAULT_MTU).unwrap();
+        for m in msgs {
+            assert!(p.push(m).unwrap());
+        }
+        s.seal(1000, p).unwrap().to_vec()
+    }
+
+    fn rumor(payload: &[u8]) -> Message {
+        Message::Rumor(Rumor {
+            origin: 1,
+            seq: 5,
+            timestamp_ms: 1,
+            payload: Bytes::copy_from_slice(payload),
+            signature: None,
+        })
+    }
+
+    #[test]
+    fn tamper_alters_the_rumor_payload_and_nothing_else() {
+        let d = sealed(Suite::None, &[Message::Ping { seq: 3 }, rumor(b"abcd")]);
+        let mut t = d.clone();
+        assert!(tamper(Suite::None, &mut t, usize::MAX));
+        let diff: Vec<usize> = (0..d.len()).filter(|&i| d[i] != t[i]).collect();
+        assert_eq!(diff.len(), 1);
+        let body =
+            codec::message::decode_body(Bytes::copy_from_slice(&t[Header::len_for(Suite::None)..]))
+                .unwrap();
+        assert!(matches!(&body[1], Message::Rumor(r) if &r.payload[..] == b"abce"));
+        // No rumor: nothing to alter.
+        let mut ping = sealed(Suite::None, &[Message::Ping { seq: 3 }]);
+        assert!(!tamper(Suite::None, &mut ping, usize::MAX));
+    }
+
+    #[test]
+    fn restamp_moves_counter_and_clock_only() {
+        let d = sealed(Suite::None, &[Message::Ping { seq: 3 }]);
+        let r = restamp(&d, 5000);
+        let (a, b) = (Header::parse(&d).unwrap(), Header::parse(&r).unwrap());
+        assert_eq!(b.counter, a.counter + codec::anti_replay::WINDOW / 2);
+        assert_eq!(b.timestamp_ms, 5000);
+        assert_eq!((b.sender, b.epoch), (a.sender, a.epoch));
+        assert_eq!(
+            d[Header::len_for(Suite::None)..],
+            r[Header::len_for(Suite::None)..]
+        );
+    }
+}
