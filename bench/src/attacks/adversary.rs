@@ -61,6 +61,16 @@ const REFUSAL_COUNTERS: [&str; 7] = [
     "shed",
 ];
 
+/// Why datagrams were shed before verification (parts of `shed`): evidence of whose traffic an
+/// overload cost, not counted again as refusals.
+const SHED_REASONS: [&str; 5] = [
+    "drop_unknown_sender",
+    "drop_rate_limited",
+    "drop_duplicate_shed",
+    "drop_heavy_sender",
+    "drop_queue_full",
+];
+
 pub(super) fn run(adv: Adversary, env: &mut Env, facts: RunFacts) -> anyhow::Result<Verdict> {
     match adv {
         Adversary::Spoofer => spoofer(env),
@@ -121,8 +131,13 @@ fn next_seq_of(env: &Env, origin: usize) -> u64 {
 
 /// Sum over honest nodes of the counters that refuse datagrams, by name (only those that moved).
 fn refusals(env: &Env) -> anyhow::Result<BTreeMap<String, u64>> {
+    sums(env, &REFUSAL_COUNTERS)
+}
+
+/// Sums over honest nodes of the named counters.
+fn sums(env: &Env, names: &[&str]) -> anyhow::Result<BTreeMap<String, u64>> {
     let mut m = BTreeMap::new();
-    for name in REFUSAL_COUNTERS {
+    for name in names {
         m.insert(name.to_string(), env.counter_sum(name)?);
     }
     Ok(m)
@@ -610,6 +625,7 @@ fn flooder(env: &mut Env, facts: RunFacts, admitted: bool) -> anyhow::Result<Ver
     };
     let (base, base_lost) = honest_rumors(env, |_| Ok(()))?;
     let before = refusals(env)?;
+    let shed_before = sums(env, &SHED_REASONS)?;
     let to = env.addrs[victim];
     let insider = std::sync::Arc::clone(&env.insider);
     let sock = outsider_socket()?;
@@ -637,6 +653,7 @@ fn flooder(env: &mut Env, facts: RunFacts, admitted: bool) -> anyhow::Result<Ver
         .join()
         .map_err(|_| anyhow::anyhow!("the flood thread panicked"))?;
     let refused = delta(&refusals(env)?, &before);
+    let shed_by = delta(&sums(env, &SHED_REASONS)?, &shed_before);
     let p99 = |v: &[u64]| cluster::percentile(v, 99.0);
     let (b, f) = (p99(&base), p99(&flooded));
     let ratio = match (b, f) {
@@ -663,6 +680,7 @@ fn flooder(env: &mut Env, facts: RunFacts, admitted: bool) -> anyhow::Result<Ver
     ev.insert("baseline_lost".into(), json!(base_lost));
     ev.insert("honest_rumors_lost".into(), json!(lost));
     ev.insert("refused".into(), json!(refused));
+    ev.insert("shed_by_reason".into(), json!(shed_by));
     Ok(verdict(succeeded, sent, ev))
 }
 
