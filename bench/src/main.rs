@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod attacks;
 mod cluster;
 mod crypto;
 mod ingest;
@@ -34,6 +35,8 @@ enum Cmd {
     Cluster(cluster::Args),
     /// The node's receive path on loopback, io_uring vs recvmmsg, against raw limits.
     Ingest(ingest::Args),
+    /// Every adversary against every suite on small loopback clusters: what each suite stops.
+    Attacks(attacks::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -43,6 +46,7 @@ fn main() -> anyhow::Result<()> {
         Some(Cmd::Pool(a)) => pool::run(a),
         Some(Cmd::Cluster(a)) => cluster::run(a),
         Some(Cmd::Ingest(a)) => ingest::run(a),
+        Some(Cmd::Attacks(a)) => attacks::run(a),
         None => report_default(),
     }
 }
