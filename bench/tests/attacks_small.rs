@@ -75,3 +75,64 @@ fn reduced_matrix_matches_what_each_suite_promises() {
         assert_eq!(sent, outcome("none", adv).1, "{suite} / {adv} volume");
     }
 }
+
+/// The authority layer against the insiders a signature cannot stop: on `ed25519` the liar and
+/// the equivocator succeed; with `--tolerate 1` both are stopped, and the liar cell also checks
+/// liveness (a crashed member is committed dead within the bound while the liar stays silent).
+#[test]
+fn the_authority_layer_stops_what_signatures_cannot() {
+    let bench = PathBuf::from(env!("CARGO_BIN_EXE_rumor-bench"));
+    let rumor = bench.with_file_name("rumor");
+    if !rumor.is_file() {
+        eprintln!(
+            "skipped: {} is missing (cargo build -p rumor builds it)",
+            rumor.display()
+        );
+        return;
+    }
+    let json = std::env::temp_dir().join(format!("rumor-attacks-auth-{}.json", std::process::id()));
+    let out = Command::new(&bench)
+        .args(["attacks", "--suites", "ed25519,ed25519+authority"])
+        .args(["--adversaries", "liar,equivocator"])
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .expect("running rumor-bench");
+    assert!(
+        out.status.success(),
+        "rumor-bench attacks failed ({}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&json).expect("reading the JSON matrix");
+    let _ = std::fs::remove_file(&json);
+    let m: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+    let cells = m["cells"].as_array().expect("a cells array");
+    let cell = |suite: &str, adv: &str| {
+        cells
+            .iter()
+            .find(|c| c["suite"] == suite && c["adversary"] == adv)
+            .unwrap_or_else(|| panic!("no cell {suite} / {adv} in {text}"))
+            .clone()
+    };
+    for (suite, adv, want) in [
+        ("ed25519", "liar", "succeeded"),
+        ("ed25519", "equivocator", "succeeded"),
+        ("ed25519+authority", "liar", "stopped"),
+        ("ed25519+authority", "equivocator", "stopped"),
+    ] {
+        assert_eq!(cell(suite, adv)["outcome"], want, "{suite} / {adv}: {text}");
+    }
+    let liar = cell("ed25519+authority", "liar");
+    let live = &liar["evidence"]["liveness"];
+    assert!(
+        live["committed_dead_after_ms"].as_f64() <= live["bound_ms"].as_f64(),
+        "crash not committed within the bound: {live}"
+    );
+    let excluded_by = cell("ed25519+authority", "equivocator")["evidence"]["excluded_by"].clone();
+    assert_eq!(
+        excluded_by.as_array().map(Vec::len),
+        Some(4),
+        "{excluded_by}"
+    );
+}

@@ -41,12 +41,18 @@ pub(crate) struct Held {
     pub certificate: Option<Certificate>,
 }
 
-/// A witness's own check of a suspect: pinged, and whether it answered.
+/// A witness's own check of a suspect: pinged, whether it answered, whether the witness has
+/// confirmed the suspicion on its own evidence (a ping unanswered for a probe timeout), and when
+/// it votes if the suspect stays silent.
 pub(crate) struct Check {
     pub incarnation: u64,
     pub seq: u32,
     pub answered: bool,
+    pub confirmed: bool,
+    pub pinged: bool,
     pub next_ping: Millis,
+    pub vote_at: Millis,
+    pub voted: bool,
 }
 
 /// Why a certificate or proof was refused.
@@ -247,7 +253,13 @@ impl Authority {
         self.checks
             .values()
             .filter(|c| !c.answered)
-            .map(|c| c.next_ping)
+            .map(|c| {
+                if c.voted {
+                    c.next_ping
+                } else {
+                    c.next_ping.min(c.vote_at)
+                }
+            })
             .min()
     }
 }

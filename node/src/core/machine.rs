@@ -943,26 +943,46 @@ impl Core {
             return;
         }
         let seq = self.prober.next_seq();
+        // The vote waits Lifeguard's minimum suspicion: what a fully confirmed suspicion waits.
+        // Our own unanswered pings over that span are the confirmation; the soft view's timer
+        // (which counts others' confirmations) does not hold the certificate back.
+        let vote_at = now + self.cfg.suspicion_min(self.members.live().len() + 1);
         auth.checks.insert(
             idx,
             Check {
                 incarnation: u.incarnation,
                 seq,
                 answered: false,
+                confirmed: false,
+                pinged: false,
                 next_ping: now,
+                vote_at,
+                voted: false,
             },
         );
         self.ping_suspects(now);
     }
 
-    /// Pings each unanswered suspect we witness, once per probe timeout.
+    /// Pings each unanswered suspect we witness, once per probe timeout. A ping unanswered for
+    /// a whole timeout is our own evidence: we confirm the suspicion in our name, which counts as
+    /// an independent confirmation everywhere (Lifeguard), so every witness's timer shrinks and
+    /// a real crash is certified in about the minimum suspicion timeout.
     fn ping_suspects(&mut self, now: Millis) {
         let Some(auth) = self.auth.as_mut() else {
             return;
         };
-        let mut due = Vec::new();
+        let (mut due, mut confirm, mut votes) = (Vec::new(), Vec::new(), Vec::new());
         for (idx, c) in auth.checks.iter_mut() {
+            if !c.answered && !c.voted && c.vote_at <= now {
+                c.voted = true;
+                votes.push((*idx, c.incarnation));
+            }
             if !c.answered && c.next_ping <= now {
+                if c.pinged && !c.confirmed {
+                    c.confirmed = true;
+                    confirm.push((*idx, c.incarnation));
+                }
+                c.pinged = true;
                 c.next_ping = now + self.cfg.probe_timeout;
                 due.push((self.roster.id_at(*idx), c.seq));
             }
@@ -970,6 +990,27 @@ impl Core {
         for (to, seq) in due {
             self.stats.witness_pings += 1;
             self.send(to, vec![Message::Ping { seq }], Fill::Nothing);
+        }
+        for (idx, incarnation) in confirm {
+            let e = *self.members.get(idx);
+            if e.state == Some(MemberState::Suspect) && e.incarnation == incarnation {
+                self.stats.suspicions_raised += 1;
+                let subject = self.roster.id_at(idx);
+                let mine = self.signed(statement(
+                    subject,
+                    incarnation,
+                    MemberState::Suspect,
+                    self.id,
+                    None,
+                ));
+                self.apply(now, mine);
+            }
+        }
+        for (idx, incarnation) in votes {
+            let e = *self.members.get(idx);
+            if e.state == Some(MemberState::Suspect) && e.incarnation == incarnation {
+                self.cast_vote(now, self.roster.id_at(idx), incarnation);
+            }
         }
     }
 
@@ -998,10 +1039,15 @@ impl Core {
             self.stats.suspicions_uncertified += 1;
             return;
         }
-        if check.is_some_and(|c| c.answered && c.incarnation == incarnation) {
-            self.stats.votes_withheld += 1;
-            return;
+        match check.filter(|c| c.incarnation == incarnation) {
+            Some(c) if c.answered => self.stats.votes_withheld += 1,
+            Some(c) if c.voted => {}
+            _ => self.cast_vote(now, subject, incarnation),
         }
+    }
+
+    /// Signs and applies our Dead vote about `subject` at `incarnation`.
+    fn cast_vote(&mut self, now: Millis, subject: MemberId, incarnation: u64) {
         self.stats.votes_cast += 1;
         let vote = self.signed(statement(
             subject,

@@ -65,6 +65,34 @@ fn committed_dead(net: &Net, observer: MemberId, id: MemberId) -> bool {
 }
 
 #[test]
+fn a_crash_is_certified_in_the_smallest_cluster_that_tolerates_one_liar() {
+    // 4 honest members and a silent liar (n = 3f + 2): every honest survivor must vote.
+    let cfg = config();
+    let bound = cfg.detect_bound(5);
+    for seed in 0..10 {
+        let mut net = Net::new(5, cfg.clone(), seed);
+        net.start(0, EPOCH, &[]);
+        for id in 1..4 {
+            net.run_for(Duration::from_millis(20));
+            net.start(id, EPOCH, &[0]);
+        }
+        net.run_for(Duration::from_secs(3));
+        net.crash(3);
+        let start = net.now();
+        while !net.running().iter().all(|m| committed_dead(&net, *m, 3)) {
+            assert!(
+                net.now().since(start) <= bound,
+                "seed {seed}: not committed within {bound:?}"
+            );
+            net.run_for(Duration::from_millis(50));
+        }
+        // Witnesses confirm on their own unanswered pings, so the suspicion shrinks to its
+        // minimum instead of running to Lifeguard's maximum.
+        assert!(net.now().since(start) < cfg.suspicion_max(5), "seed {seed}");
+    }
+}
+
+#[test]
 fn a_crash_is_certified_while_a_liar_stays_silent() {
     let mut net = honest_cluster(11);
     let n = N as usize;
