@@ -5,11 +5,14 @@ use clap::{Parser, Subcommand};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod charts;
 mod cluster;
 mod crypto;
 mod ingest;
 mod pool;
 mod report;
+mod shift;
+mod sim;
 mod util;
 
 #[derive(Parser)]
@@ -33,6 +36,10 @@ enum Cmd {
     Cluster(cluster::Args),
     /// The node's receive path on loopback, io_uring vs recvmmsg, against raw limits.
     Ingest(ingest::Args),
+    /// Deterministic simulator of N members driving the protocol core on virtual time.
+    Sim(sim::Args),
+    /// The shift: the best fanout and gossip interval per suite under a CPU budget.
+    Shift(shift::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -42,6 +49,8 @@ fn main() -> anyhow::Result<()> {
         Some(Cmd::Pool(a)) => pool::run(a),
         Some(Cmd::Cluster(a)) => cluster::run(a),
         Some(Cmd::Ingest(a)) => ingest::run(a),
+        Some(Cmd::Sim(a)) => sim::run(a),
+        Some(Cmd::Shift(a)) => shift::run(a),
         None => report_default(),
     }
 }

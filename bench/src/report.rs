@@ -11,7 +11,7 @@ use std::time::Instant;
 use anyhow::Context;
 use serde_json::Value;
 
-use crate::{cluster, crypto, pool, util};
+use crate::{charts, cluster, crypto, pool, shift, sim, util};
 
 /// Suites the report runs a real 32-member cluster for: the baseline, a shared-key AEAD, and
 /// per-member signatures.
@@ -74,11 +74,79 @@ pub fn run() -> anyhow::Result<PathBuf> {
             cluster::run(cluster::Args::for_report(suite, p))
         });
     }
+    // The simulator prices datagrams with this run's crypto and pool measurements when it has them.
+    let costs = Some(dir.clone()).filter(|d| d.join("crypto.json").is_file());
+    stage("sim validation", "sim-validation.json", &|p| {
+        let chart = p.with_file_name("sim-validation.svg");
+        sim::run(sim::Args::for_report(p, chart, false, costs.clone()))
+    });
+    stage("shift (simulated)", "shift-sim.json", &|p| {
+        shift::report_sim(&p, false)
+    });
+    stage("shift (real, n = 32)", "shift-real.json", &|p| {
+        shift::report_real(&p)
+    });
+    let shift_rows: Vec<shift::ShiftRow> = ["shift-sim.json", "shift-real.json"]
+        .iter()
+        .filter_map(|f| shift::read(&dir.join(f)).ok())
+        .flatten()
+        .collect();
+    draw_charts(&dir, &shift_rows);
+    write_results(&dir, &stages, &shift_rows)?;
     let md = render(&dir, &stages);
     std::fs::write(dir.join("REPORT.md"), md)
         .with_context(|| format!("writing {}", dir.join("REPORT.md").display()))?;
     eprintln!("rumor-bench: done, {}", dir.join("REPORT.md").display());
     Ok(dir)
+}
+
+/// The report's charts; a chart whose data is missing is skipped with a message.
+fn draw_charts(dir: &Path, shift_rows: &[shift::ShiftRow]) {
+    let mut drawn: Vec<anyhow::Result<()>> = Vec::new();
+    if let Some(c) = read(&dir.join("crypto.json")) {
+        drawn.push(charts::cost_per_suite(&dir.join("cost-per-suite.svg"), &c));
+    }
+    if !shift_rows.is_empty() {
+        drawn.push(shift::draw(dir, shift_rows));
+    }
+    for e in drawn.into_iter().filter_map(Result::err) {
+        eprintln!("rumor-bench: chart skipped: {e:#}");
+    }
+}
+
+/// `results.json`: every stage's outcome and JSON, plus the shift rows of the simulated and
+/// real stages in one list.
+fn write_results(
+    dir: &Path,
+    stages: &[Stage],
+    shift_rows: &[shift::ShiftRow],
+) -> anyhow::Result<()> {
+    let mut by_file = serde_json::Map::new();
+    for s in stages {
+        if let Some(v) = read(&dir.join(s.file)) {
+            by_file.insert(s.file.trim_end_matches(".json").to_string(), v);
+        }
+    }
+    let stage_rows: Vec<Value> = stages
+        .iter()
+        .map(|s| {
+            serde_json::json!({
+                "name": s.name,
+                "file": s.file,
+                "seconds": s.seconds,
+                "ok": s.ok.is_ok(),
+                "error": s.ok.as_ref().err(),
+            })
+        })
+        .collect();
+    util::write_json(
+        &dir.join("results.json"),
+        &serde_json::json!({
+            "stages": stage_rows,
+            "shift": shift_rows,
+            "results": by_file,
+        }),
+    )
 }
 
 fn machine() -> String {
@@ -132,7 +200,134 @@ fn render(dir: &Path, stages: &[Stage]) -> String {
     if !clusters.is_empty() {
         cluster_section(&mut md, &clusters);
     }
+    if let Ok(rows) = sim::read_rows(&dir.join("sim-validation.json")) {
+        validation_section(&mut md, &rows);
+    }
+    let sim_rows = shift::read(&dir.join("shift-sim.json")).unwrap_or_default();
+    let real_rows = shift::read(&dir.join("shift-real.json")).unwrap_or_default();
+    if !sim_rows.is_empty() || !real_rows.is_empty() {
+        shift_section(&mut md, &sim_rows, &real_rows);
+    }
+    let svgs: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            let mut v: Vec<String> = d
+                .filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .filter(|f| f.ends_with(".svg"))
+                .collect();
+            v.sort();
+            v
+        })
+        .unwrap_or_default();
+    if !svgs.is_empty() {
+        let _ = writeln!(md, "\n## Charts\n");
+        for f in svgs {
+            let _ = writeln!(md, "![{f}]({f})\n");
+        }
+    }
     md
+}
+
+fn validation_section(md: &mut String, rows: &[sim::Row]) {
+    let _ = writeln!(
+        md,
+        "\n## Simulator validation (`sim-validation.json`)\n\nThe protocol core on virtual time in the synchronous mode \
+         (aligned rounds, no piggybacking, rumors pushed every round): rounds until every member has one rumor, against \
+         log_(k+1) n + ln n / k, which drops an O(1) term; and SWIM's first detection of a crash, in probe periods, \
+         against e/(e−1) = {:.2}.\n\n| n | fanout | seeds | rounds | formula | ratio | first detection (periods) | delivered |\n|---:|---:|---:|---:|---:|---:|---:|---:|",
+        sim::SWIM_DETECTION_PERIODS
+    );
+    for r in rows {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {:.2} | {:.2} | {:.3} | {} | {:.4} |",
+            r.nodes,
+            r.fanout,
+            r.seeds,
+            r.mean_rounds,
+            r.formula_rounds,
+            r.rounds_over_formula,
+            r.first_detection_periods
+                .map_or("-".into(), |v| format!("{v:.2}")),
+            r.delivered_fraction
+        );
+    }
+}
+
+fn opt_ms(v: Option<f64>) -> String {
+    v.map_or("-".into(), |x| format!("{x:.0}"))
+}
+
+fn shift_section(md: &mut String, sim_rows: &[shift::ShiftRow], real_rows: &[shift::ShiftRow]) {
+    let budget = sim_rows.first().map_or(f64::NAN, |r| r.cpu_budget);
+    let _ = writeln!(
+        md,
+        "\n## The shift (`shift-sim.json`, `shift-real.json`)\n\nFor each suite, the simulator sweeps fanout and gossip \
+         interval under a steady load ({} rumors/s cluster-wide) with every member limited to {:.3} % of a core: the \
+         budget at which Ed25519 at fanout 3 every 200 ms uses {:.0} % of it. The best setting is the one with the lowest \
+         p99 time to full dissemination among those that delivered every rumor to every member. CPU is the mean \
+         member's use of its budget at that setting.\n\n| suite | source | n | best fanout | interval ms | p50 ms | p99 ms | CPU at best | CPU at fanout 3 / 200 ms |\n|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        sim_rows.first().map_or(f64::NAN, |r| r.load_rumors_per_s),
+        budget * 100.0,
+        shift::TARGET_UTILISATION * 100.0
+    );
+    let pct = |v: Option<f64>| v.map_or("-".into(), |u| format!("{:.0} %", u * 100.0));
+    for r in sim_rows.iter().chain(real_rows) {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            r.suite,
+            r.source,
+            r.nodes,
+            r.optimal_fanout.map_or("-".into(), |k| k.to_string()),
+            r.optimal_gossip_interval_ms
+                .map_or("-".into(), |g| g.to_string()),
+            opt_ms(r.p50_ms),
+            opt_ms(r.p99_ms),
+            pct(r.utilisation),
+            pct(r.utilisation_at_reference),
+        );
+    }
+    let by = |name: &str| sim_rows.iter().find(|r| r.suite == name && r.nodes == 1000);
+    if let (Some(a), Some(b)) = (by("none"), by("ed25519-no-dedup-no-batch")) {
+        let _ = writeln!(
+            md,
+            "\nFinding: at n = 1,000 under the same budget, the best setting moves from fanout {} every {} ms (p99 {} ms) \
+             with no protection to fanout {} every {} ms (p99 {} ms) for Ed25519 without dedup and batching.",
+            a.optimal_fanout.map_or("-".into(), |k| k.to_string()),
+            a.optimal_gossip_interval_ms.map_or("-".into(), |g| g.to_string()),
+            opt_ms(a.p99_ms),
+            b.optimal_fanout.map_or("-".into(), |k| k.to_string()),
+            b.optimal_gossip_interval_ms.map_or("-".into(), |g| g.to_string()),
+            opt_ms(b.p99_ms),
+        );
+    }
+    let real: Vec<&shift::ShiftRow> = real_rows.iter().filter(|r| r.source == "real").collect();
+    if !real.is_empty() {
+        let _ = writeln!(
+            md,
+            "\nReal n = 32 loopback clusters (one process per member, this machine's cores shared by all 32) beside the \
+             simulator's prediction for the same setting, load and per-member share of the cores (targets: p50 within 30 %, \
+             p99 within 50 %):\n\n| suite | fanout | real p50 / p99 ms | simulated p50 / p99 ms | p50 ratio | p99 ratio |\n|---|---:|---|---|---:|---:|"
+        );
+        for r in real {
+            let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
+                (Some(a), Some(b)) if a > 0.0 => format!("{:.2}", b / a),
+                _ => "-".into(),
+            };
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} / {} | {} / {} | {} | {} |",
+                r.suite,
+                r.optimal_fanout.map_or("-".into(), |k| k.to_string()),
+                opt_ms(r.p50_ms),
+                opt_ms(r.p99_ms),
+                opt_ms(r.sim_p50_ms),
+                opt_ms(r.sim_p99_ms),
+                ratio(r.p50_ms, r.sim_p50_ms),
+                ratio(r.p99_ms, r.sim_p99_ms),
+            );
+        }
+    }
 }
 
 fn crypto_section(md: &mut String, c: &Value) {
