@@ -35,9 +35,13 @@ const REFERENCE: (usize, u64) = (3, 200);
 /// The sweep of the issue: fanout 1..12, and gossip intervals around memberlist's 200 ms.
 const FANOUTS: std::ops::RangeInclusive<usize> = 1..=12;
 const INTERVALS_MS: [u64; 5] = [50, 100, 200, 400, 800];
-/// The default report's reduced grid.
+/// `rumor-bench shift` without `--full`.
 const QUICK_FANOUTS: [usize; 6] = [1, 2, 3, 4, 6, 8];
 const QUICK_INTERVALS_MS: [u64; 4] = [100, 200, 400, 800];
+/// The default report's grid (with the reference setting): its time allows about a minute for
+/// the simulated shift.
+const REPORT_FANOUTS: [usize; 4] = [1, 2, 3, 6];
+const REPORT_INTERVALS_MS: [u64; 2] = [200, 400];
 /// Cluster-wide rumors per second: below what gossip at the reference setting can carry
 /// (≈ 10 signed rumors per datagram, 15 datagrams per second, 14–16 sends each), so the CPU, not
 /// the broadcast queue, is what the settings compete for.
@@ -103,6 +107,9 @@ pub struct Args {
     /// Also run the real n = 32 loopback clusters beside the simulator (needs the `rumor` binary).
     #[arg(long)]
     real: bool,
+    /// Only the real clusters and their simulated predictions, not the n = 1,000 sweep.
+    #[arg(long, requires = "real")]
+    real_only: bool,
     /// Take the suites' costs from this report folder's crypto.json and pool.json.
     #[arg(long)]
     costs_from: Option<PathBuf>,
@@ -142,13 +149,14 @@ pub struct Point {
     pub p50_ms: Option<f64>,
     pub p99_ms: Option<f64>,
     pub delivered_fraction: f64,
-    /// Mean and largest CPU use over the load window, as a fraction of the budget.
-    pub utilisation: f64,
-    pub utilisation_max: f64,
+    /// Mean and largest CPU use over the load window, as a fraction of the budget (`None`
+    /// where the source does not tell).
+    pub utilisation: Option<f64>,
+    pub utilisation_max: Option<f64>,
     pub shed: u64,
     /// The point stopped early: a member fell more than [`OVERLOAD_LAG`] behind or shed.
     pub overloaded: bool,
-    pub datagrams_per_member_per_s: f64,
+    pub datagrams_per_member_per_s: Option<f64>,
 }
 
 impl Point {
@@ -187,7 +195,7 @@ pub struct ShiftRow {
 /// A member whose CPU is booked this far ahead (or that shed a datagram) disqualifies the
 /// setting, and its point stops there: its p99 could only exceed this, far above any lossless
 /// setting's, and simulating a backlog that grows without bound costs memory and time.
-const OVERLOAD_LAG: Duration = Duration::from_secs(5);
+const OVERLOAD_LAG: Duration = Duration::from_secs(3);
 
 fn overloaded(w: &World) -> bool {
     w.counters.shed > 0 || w.counters.max_lag_us > OVERLOAD_LAG.as_micros() as u64
@@ -295,13 +303,13 @@ pub fn steady(
         } else {
             delivered as f64 / expected as f64
         },
-        utilisation: util.iter().sum::<f64>() / f64::from(n),
-        utilisation_max: util.iter().copied().fold(0.0, f64::max),
+        utilisation: Some(util.iter().sum::<f64>() / f64::from(n)),
+        utilisation_max: Some(util.iter().copied().fold(0.0, f64::max)),
         shed: w.counters.shed,
         overloaded: overloaded(&w),
-        datagrams_per_member_per_s: w.counters.sent as f64
-            / f64::from(n)
-            / (w.now_us() as f64 / 1e6),
+        datagrams_per_member_per_s: Some(
+            w.counters.sent as f64 / f64::from(n) / (w.now_us().max(1) as f64 / 1e6),
+        ),
     })
 }
 
@@ -316,10 +324,10 @@ pub fn calibrate_budget(n: u32, load: Load, from: Option<&Path>, seed: u64) -> a
         interval_ms: REFERENCE.1,
     };
     let p = steady(&ed, &costs, at, 1.0, load, seed)?;
-    if p.utilisation.is_nan() || p.utilisation <= 0.0 {
-        bail!("calibration: Ed25519 used no CPU at n = {n}");
+    match p.utilisation {
+        Some(u) if u > 0.0 => Ok((u / TARGET_UTILISATION).min(1.0)),
+        _ => bail!("calibration: Ed25519 used no CPU at n = {n}"),
     }
-    Ok((p.utilisation / TARGET_UTILISATION).min(1.0))
 }
 
 /// Sweeps `grid` for each profile at `n` with the same budget and load; one row per profile.
@@ -347,7 +355,7 @@ pub fn sweep(
         let reference = points
             .iter()
             .find(|p| (p.fanout, p.gossip_interval_ms) == REFERENCE)
-            .map(|p| p.utilisation);
+            .and_then(|p| p.utilisation);
         let row = best(profile.name, "sim", n, points, budget, load, reference);
         eprintln!(
             "rumor-bench shift: n = {n} {:<26} best fanout {:?} every {:?} ms, p99 {:?} ms, CPU {:.0} % ({:.1} s)",
@@ -399,7 +407,7 @@ fn best(
         optimal_gossip_interval_ms: opt.as_ref().map(|p| p.gossip_interval_ms),
         p50_ms: opt.as_ref().and_then(|p| p.p50_ms),
         p99_ms: opt.as_ref().and_then(|p| p.p99_ms),
-        utilisation: opt.as_ref().map(|p| p.utilisation),
+        utilisation: opt.as_ref().and_then(|p| p.utilisation),
         utilisation_at_reference: reference,
         cpu_budget: budget,
         load_rumors_per_s: load.per_s,
@@ -459,19 +467,23 @@ const LOAD: Load = Load {
     per_s: LOAD_RUMORS_PER_S,
 };
 
-/// The simulated shift at each n: calibrate the budget, sweep every profile.
+/// The grid of `rumor-bench shift`: the whole sweep under `--full`, else the quick one.
+fn grid_of(full: bool) -> Vec<(usize, u64)> {
+    if full {
+        grid(&FANOUTS.collect::<Vec<_>>(), &INTERVALS_MS)
+    } else {
+        grid(&QUICK_FANOUTS, &QUICK_INTERVALS_MS)
+    }
+}
+
+/// The simulated shift at each n: calibrate the budget, sweep every profile over `g`.
 pub fn simulate(
     sizes: &[u32],
-    full_grid: bool,
+    g: Vec<(usize, u64)>,
     from: Option<&Path>,
     seed: u64,
     threads: usize,
 ) -> anyhow::Result<Vec<ShiftRow>> {
-    let g = if full_grid {
-        grid(&FANOUTS.collect::<Vec<_>>(), &INTERVALS_MS)
-    } else {
-        grid(&QUICK_FANOUTS, &QUICK_INTERVALS_MS)
-    };
     let mut rows = Vec::new();
     for &n in sizes {
         let budget = calibrate_budget(n, LOAD, from, seed)?;
@@ -557,12 +569,12 @@ fn real_point(file: &Path, fanout: usize, budget: f64) -> anyhow::Result<Point> 
     let v: Value =
         serde_json::from_str(&text).with_context(|| format!("parsing {}", file.display()))?;
     let num = |k: &str| v.get(k).and_then(Value::as_f64);
-    let rumors = num("rumors").unwrap_or(0.0);
+    let rumors = num("rumors");
     let window = v
         .pointer("/phases_s/rumor_cost_window")
-        .and_then(Value::as_f64)
-        .unwrap_or(f64::NAN);
-    let nodes = num("nodes").unwrap_or(f64::NAN);
+        .and_then(Value::as_f64);
+    let nodes = num("nodes");
+    let per_s = |x: Option<f64>| Some(x? * rumors? / window?).filter(|v| v.is_finite());
     Ok(Point {
         fanout,
         gossip_interval_ms: REAL_INTERVAL_MS,
@@ -570,12 +582,11 @@ fn real_point(file: &Path, fanout: usize, budget: f64) -> anyhow::Result<Point> 
         p99_ms: num("rumor_latency_p99_ms"),
         delivered_fraction: num("delivered_fraction").unwrap_or(0.0),
         // All nodes' CPU seconds over the cost window, per member and budget.
-        utilisation: num("cpu_s_per_rumor").unwrap_or(f64::NAN) * rumors / window / nodes / budget,
-        utilisation_max: f64::NAN,
+        utilisation: per_s(num("cpu_s_per_rumor")).and_then(|c| Some(c / nodes? / budget)),
+        utilisation_max: None,
         shed: 0,
         overloaded: false,
-        datagrams_per_member_per_s: num("msgs_per_rumor_per_node").unwrap_or(f64::NAN) * rumors
-            / window,
+        datagrams_per_member_per_s: per_s(num("msgs_per_rumor_per_node")),
     })
 }
 
@@ -584,7 +595,11 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let threads = default_threads(a.threads);
     let sizes: &[u32] = if a.full { &[1000, 10_000] } else { &[1000] };
     let from = a.costs_from.as_deref();
-    let mut rows = simulate(sizes, a.full, from, a.seed, threads)?;
+    let mut rows = if a.real_only {
+        Vec::new()
+    } else {
+        simulate(sizes, grid_of(a.full), from, a.seed, threads)?
+    };
     if a.real {
         let dir = a
             .json
@@ -631,15 +646,20 @@ pub fn draw(dir: &Path, rows: &[ShiftRow]) -> anyhow::Result<()> {
     charts::shift(&dir.join("shift.svg"), rows)
 }
 
-/// The default report's simulated shift: the reduced grid at n = 1,000 (n = 10,000 too when
-/// `full`), with the full grid under `full`.
+/// The default report's simulated shift: its reduced grid at n = 1,000, or under `full` the
+/// whole grid at n = 1,000 and 10,000.
 pub fn report_sim(path: &Path, full: bool) -> anyhow::Result<()> {
     let t0 = Instant::now();
     let sizes: &[u32] = if full { &[1000, 10_000] } else { &[1000] };
     let from = path.parent();
     // The report's own crypto and pool runs, when they succeeded, price the datagrams.
     let from = from.filter(|d| d.join("crypto.json").is_file());
-    let rows = simulate(sizes, full, from, 1, default_threads(None))?;
+    let g = if full {
+        grid_of(true)
+    } else {
+        grid(&REPORT_FANOUTS, &REPORT_INTERVALS_MS)
+    };
+    let rows = simulate(sizes, g, from, 1, default_threads(None))?;
     write(path, &rows, t0.elapsed())
 }
 
@@ -683,5 +703,53 @@ fn print_rows(rows: &[ShiftRow]) {
             f(r.p99_ms),
             f(r.utilisation.map(|u| u * 100.0)),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SMALL: Load = Load {
+        rumors: 20,
+        per_s: 5.0,
+    };
+
+    #[test]
+    fn authentication_cost_overloads_a_setting_that_is_cheap_without_it() {
+        let at = Setting {
+            n: 30,
+            fanout: 6,
+            interval_ms: 100,
+        };
+        let budget = 0.002;
+        let run = |p: &Profile| {
+            let costs = p.costs(None).expect("costs");
+            steady(p, &costs, at, budget, SMALL, 1).expect("point")
+        };
+        let none = run(&PROFILES[0]);
+        let ed = run(&PROFILES[5]);
+        assert!(none.lossless(), "{none:?}");
+        assert!(!ed.lossless() && ed.overloaded, "{ed:?}");
+        assert!(ed.utilisation > none.utilisation, "{ed:?} vs {none:?}");
+        // The best of the two is the lossless one, whatever its p99.
+        let row = best("x", "sim", 30, vec![ed, none.clone()], budget, SMALL, None);
+        assert_eq!(row.optimal_fanout, Some(none.fanout));
+        assert_eq!(row.p99_ms, none.p99_ms);
+    }
+
+    #[test]
+    fn same_seed_same_point() {
+        let at = Setting {
+            n: 20,
+            fanout: 3,
+            interval_ms: 200,
+        };
+        let p = PROFILES[4];
+        let costs = p.costs(None).expect("costs");
+        let a = steady(&p, &costs, at, 0.05, SMALL, 9).expect("a");
+        let b = steady(&p, &costs, at, 0.05, SMALL, 9).expect("b");
+        assert_eq!(a, b);
+        assert_eq!(a.delivered_fraction, 1.0);
     }
 }
