@@ -31,7 +31,7 @@ use codec::{ClusterKey, Roster, RosterMember, SecretKey, Suite};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rumor::control::{self, Delivery, MemberView, Request, Response};
-use rumor::core::Config;
+use rumor::core::{Config, Tolerance};
 use serde::Serialize;
 
 use crate::util::percentile;
@@ -40,7 +40,7 @@ use crate::util::percentile;
 /// always finds a live seed.
 const SEEDS: usize = 3;
 /// Key id of the shared cluster key (datagram headers carry it).
-const CLUSTER_KEY_ID: u32 = 1;
+pub(crate) const CLUSTER_KEY_ID: u32 = 1;
 const CLUSTER_NAME: &str = "rumor-bench-cluster";
 /// A rumor's payload: small, so the figures are dominated by the protocol, not the payload.
 const PAYLOAD_LEN: usize = 32;
@@ -108,6 +108,10 @@ pub struct Args {
     /// Probe timeout of every node (default: half the probe interval).
     #[arg(long, value_parser = parse_duration)]
     probe_timeout: Option<Duration>,
+    /// Run the nodes with the quorum authority layer, tolerating f Byzantine members
+    /// (`rumor run --tolerate`; needs ed25519 or aead+ed25519).
+    #[arg(long)]
+    tolerate: Option<u32>,
     /// Seed of the choices (publishers, payloads, crash victim).
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -127,8 +131,9 @@ pub struct Args {
 }
 
 impl Args {
-    /// The default report's run: a 32-member loopback cluster of `suite`, 30 rumors.
-    pub fn for_report(suite: Suite, json: PathBuf) -> Args {
+    /// The default report's run: a 32-member loopback cluster of `suite`, 30 rumors, with the
+    /// authority layer when `tolerate` is given.
+    pub fn for_report(suite: Suite, tolerate: Option<u32>, json: PathBuf) -> Args {
         Args {
             nodes: 32,
             suite,
@@ -140,6 +145,7 @@ impl Args {
             retransmit_mult: None,
             suspicion_mult: None,
             probe_timeout: None,
+            tolerate,
             seed: 1,
             keep_dir: None,
             rumor_bin: None,
@@ -163,7 +169,7 @@ impl Args {
             rumors,
             publish_interval,
             no_crash: true,
-            ..Args::for_report(suite, json)
+            ..Args::for_report(suite, None, json)
         }
     }
 }
@@ -223,13 +229,17 @@ fn core_config(a: &Args) -> anyhow::Result<Config> {
         probe_timeout: a.probe_timeout.unwrap_or(a.probe_interval / 2),
         retransmit_mult: a.retransmit_mult.unwrap_or(base.retransmit_mult),
         suspicion_mult: a.suspicion_mult.unwrap_or(base.suspicion_mult),
+        authority: a.tolerate.map(|f| Tolerance {
+            f,
+            ..Tolerance::default()
+        }),
         ..base
     };
     cfg.validate().context("node configuration")?;
     Ok(cfg)
 }
 
-fn rumor_binary(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
+pub(crate) fn rumor_binary(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
     let bin = match explicit {
         Some(p) => p.to_path_buf(),
         None => std::env::current_exe()
@@ -246,13 +256,13 @@ fn rumor_binary(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
 }
 
 /// The run's directory: removed on drop unless the user asked to keep it.
-struct WorkDir {
+pub(crate) struct WorkDir {
     path: PathBuf,
     keep: bool,
 }
 
 impl WorkDir {
-    fn new(keep_dir: Option<PathBuf>) -> anyhow::Result<WorkDir> {
+    pub(crate) fn new(keep_dir: Option<PathBuf>) -> anyhow::Result<WorkDir> {
         let (path, keep) = match keep_dir {
             Some(p) => (p, true),
             None => (temp_dir_name(), false),
@@ -265,7 +275,7 @@ impl WorkDir {
         Ok(WorkDir { path, keep })
     }
 
-    fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 }
@@ -287,7 +297,7 @@ fn temp_dir_name() -> PathBuf {
 
 /// `n` consecutive UDP ports on 127.0.0.1 that were free a moment ago. Consecutive so that the
 /// logs read naturally; probed because a busy port would fail a node's start late and obscurely.
-fn free_ports(n: usize) -> anyhow::Result<Vec<u16>> {
+pub(crate) fn free_ports(n: usize) -> anyhow::Result<Vec<u16>> {
     let span = u16::try_from(n).context("too many nodes for the port range")?;
     let mut rng = rand::thread_rng();
     for _ in 0..PORT_ATTEMPTS {
@@ -315,7 +325,7 @@ struct NodeFiles {
 
 /// Keys, roster and per-node directories of a run.
 #[derive(Debug, Clone)]
-struct Files {
+pub(crate) struct Files {
     suite: Suite,
     roster: PathBuf,
     authority_hex: String,
@@ -326,6 +336,25 @@ struct Files {
 /// Generates member keys, the authority key and (for shared-key suites) the cluster key in
 /// process, and writes a signed roster with every member's address.
 fn write_identities(dir: &Path, suite: Suite, ports: &[u16]) -> anyhow::Result<Files> {
+    write_identities_with(dir, suite, ports, Vec::new()).map(|w| w.files)
+}
+
+/// What [`write_identities_with`] wrote, with what a harness-side member needs to speak for
+/// itself: the roster as signed and the shared cluster key.
+pub(crate) struct Identities {
+    pub(crate) files: Files,
+    pub(crate) roster: Roster,
+    pub(crate) cluster_key: Option<ClusterKey>,
+}
+
+/// As [`write_identities`], for nodes `0..ports.len()` plus `extra` members that no `rumor`
+/// process runs (a harness plays them; their secret keys stay with the caller).
+pub(crate) fn write_identities_with(
+    dir: &Path,
+    suite: Suite,
+    ports: &[u16],
+    extra: Vec<RosterMember>,
+) -> anyhow::Result<Identities> {
     let mut rng = rand::rngs::OsRng;
     let authority = SecretKey::generate(&mut rng);
     let mut members = Vec::with_capacity(ports.len());
@@ -351,21 +380,29 @@ fn write_identities(dir: &Path, suite: Suite, ports: &[u16]) -> anyhow::Result<F
             dir: node_dir,
         });
     }
+    members.extend(extra);
     let roster_path = dir.join("roster.toml");
-    Roster::new(CLUSTER_NAME, 1, authority.public(), members)?.write(&roster_path, &authority)?;
-    let cluster_key = if suite.uses_cluster_key() {
+    let roster = Roster::new(CLUSTER_NAME, 1, authority.public(), members)?;
+    roster.write(&roster_path, &authority)?;
+    let (key_path, key) = if suite.uses_cluster_key() {
         let p = dir.join("cluster.key");
-        ClusterKeyFile::write(&p, CLUSTER_KEY_ID, &ClusterKey::generate(&mut rng))?;
-        Some(p)
+        let key = ClusterKey::generate(&mut rng);
+        ClusterKeyFile::write(&p, CLUSTER_KEY_ID, &key)?;
+        (Some(p), Some(key))
     } else {
-        None
+        (None, None)
     };
-    Ok(Files {
+    let files = Files {
         suite,
         roster: roster_path,
         authority_hex: hex::encode(authority.public().to_bytes()),
-        cluster_key,
+        cluster_key: key_path,
         nodes,
+    };
+    Ok(Identities {
+        files,
+        roster,
+        cluster_key: key,
     })
 }
 
@@ -382,17 +419,19 @@ fn check_socket_path(p: &Path) -> anyhow::Result<()> {
 
 /// Protocol flags passed to every node, taken from the one [`Config`] the bounds come from.
 #[derive(Debug, Clone)]
-struct NodeFlags {
+pub(crate) struct NodeFlags {
     fanout: usize,
     gossip_interval: Duration,
     probe_interval: Duration,
     probe_timeout: Duration,
     retransmit_mult: u32,
     suspicion_mult: u32,
+    /// `--tolerate f`: the quorum authority layer, off when `None`.
+    pub(crate) tolerate: Option<u32>,
 }
 
 impl NodeFlags {
-    fn new(c: &Config) -> NodeFlags {
+    pub(crate) fn new(c: &Config) -> NodeFlags {
         NodeFlags {
             fanout: c.fanout,
             gossip_interval: c.gossip_interval,
@@ -400,6 +439,7 @@ impl NodeFlags {
             probe_timeout: c.probe_timeout,
             retransmit_mult: c.retransmit_mult,
             suspicion_mult: c.suspicion_mult,
+            tolerate: c.authority.map(|t| t.f),
         }
     }
 }
@@ -453,6 +493,9 @@ fn node_args(files: &Files, flags: &NodeFlags, ports: &[u16], i: usize) -> Vec<O
         flags.retransmit_mult.to_string().into(),
     );
     push("--suspicion-mult", flags.suspicion_mult.to_string().into());
+    if let Some(f) = flags.tolerate {
+        push("--tolerate", f.to_string().into());
+    }
     push("--io-threads", "1".into());
     push("--verify-threads", "1".into());
     // Dozens of nodes share the cores: pinning would stack them on the same ones.
@@ -461,7 +504,7 @@ fn node_args(files: &Files, flags: &NodeFlags, ports: &[u16], i: usize) -> Vec<O
 }
 
 /// The running processes. Dropping it SIGKILLs every child still running.
-struct Cluster {
+pub(crate) struct Cluster {
     bin: PathBuf,
     files: Files,
     ports: Vec<u16>,
@@ -470,7 +513,7 @@ struct Cluster {
 }
 
 impl Cluster {
-    fn new(bin: PathBuf, files: Files, ports: Vec<u16>, flags: NodeFlags) -> Cluster {
+    pub(crate) fn new(bin: PathBuf, files: Files, ports: Vec<u16>, flags: NodeFlags) -> Cluster {
         let children = (0..ports.len()).map(|_| None).collect();
         Cluster {
             bin,
@@ -481,11 +524,11 @@ impl Cluster {
         }
     }
 
-    fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.children.len()
     }
 
-    fn live(&self) -> Vec<usize> {
+    pub(crate) fn live(&self) -> Vec<usize> {
         (0..self.len())
             .filter(|&i| self.children[i].is_some())
             .collect()
@@ -499,7 +542,7 @@ impl Cluster {
         &self.files.nodes[i].control
     }
 
-    fn spawn(&mut self, i: usize) -> anyhow::Result<()> {
+    pub(crate) fn spawn(&mut self, i: usize) -> anyhow::Result<()> {
         let log_path = self.log(i).to_path_buf();
         // Appending keeps the first life's log when a node is restarted.
         let log = File::options()
@@ -530,7 +573,7 @@ impl Cluster {
     }
 
     /// SIGKILL and reap node `i`.
-    fn kill(&mut self, i: usize) {
+    pub(crate) fn kill(&mut self, i: usize) {
         if let Some(mut c) = self.children[i].take() {
             let _ = c.kill();
             let _ = c.wait();
@@ -542,7 +585,7 @@ impl Cluster {
     }
 
     /// Fails, naming the node and quoting its log, if a node that should run has exited.
-    fn check_running(&mut self) -> anyhow::Result<()> {
+    pub(crate) fn check_running(&mut self) -> anyhow::Result<()> {
         for i in 0..self.len() {
             let Some(c) = self.children[i].as_mut() else {
                 continue;
@@ -564,14 +607,14 @@ impl Cluster {
         Ok(resp)
     }
 
-    fn members(&self, i: usize) -> anyhow::Result<Vec<MemberView>> {
+    pub(crate) fn members(&self, i: usize) -> anyhow::Result<Vec<MemberView>> {
         match self.request(i, &Request::Members)? {
             Response::Members { members, .. } => Ok(members),
             other => bail!("node {i}: expected a member list, got {other:?}"),
         }
     }
 
-    fn stats(&self, i: usize, since_ms: u64) -> anyhow::Result<NodeStats> {
+    pub(crate) fn stats(&self, i: usize, since_ms: u64) -> anyhow::Result<NodeStats> {
         match self.request(i, &Request::Stats { since_ms })? {
             Response::Stats {
                 counters,
@@ -584,7 +627,7 @@ impl Cluster {
         }
     }
 
-    fn publish(&self, i: usize, payload: &[u8]) -> anyhow::Result<Published> {
+    pub(crate) fn publish(&self, i: usize, payload: &[u8]) -> anyhow::Result<Published> {
         let req = Request::Publish {
             payload_hex: hex::encode(payload),
         };
@@ -595,7 +638,7 @@ impl Cluster {
     }
 
     /// Waits until node `i`'s control socket answers (its runtime is up).
-    fn wait_ready(&mut self, nodes: &[usize], timeout: Duration) -> anyhow::Result<()> {
+    pub(crate) fn wait_ready(&mut self, nodes: &[usize], timeout: Duration) -> anyhow::Result<()> {
         let mut pending: Vec<usize> = nodes.to_vec();
         let done = poll_until(timeout, || {
             self.check_running()?;
@@ -616,7 +659,7 @@ impl Cluster {
 
     /// Seeds one by one (each later seed joins through the earlier), then everyone else at once.
     /// Returns when the last process was started.
-    fn start_all(&mut self) -> anyhow::Result<Instant> {
+    pub(crate) fn start_all(&mut self) -> anyhow::Result<Instant> {
         let seeds = SEEDS.min(self.len());
         for i in 0..seeds {
             self.spawn(i)?;
@@ -693,7 +736,7 @@ impl Drop for Cluster {
 
 /// An error about node `i` in one line (its last log line included); the log's tail goes to
 /// stderr first, so the line a caller sees last is the reason.
-fn node_error(c: &Cluster, i: usize, what: std::fmt::Arguments) -> anyhow::Error {
+pub(crate) fn node_error(c: &Cluster, i: usize, what: std::fmt::Arguments) -> anyhow::Error {
     let log = c.log(i);
     let text = std::fs::read_to_string(log).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
@@ -705,7 +748,7 @@ fn node_error(c: &Cluster, i: usize, what: std::fmt::Arguments) -> anyhow::Error
 }
 
 /// Calls `check` every [`POLL`] until it yields a value or `timeout` passes (then `None`).
-fn poll_until<T>(
+pub(crate) fn poll_until<T>(
     timeout: Duration,
     mut check: impl FnMut() -> anyhow::Result<Option<T>>,
 ) -> anyhow::Result<Option<T>> {
@@ -721,28 +764,33 @@ fn poll_until<T>(
     }
 }
 
-struct NodeStats {
-    counters: BTreeMap<String, u64>,
-    deliveries: Vec<Delivery>,
+pub(crate) struct NodeStats {
+    pub(crate) counters: BTreeMap<String, u64>,
+    pub(crate) deliveries: Vec<Delivery>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Published {
-    origin: u32,
-    seq: u64,
-    at_ms: u64,
+pub(crate) struct Published {
+    pub(crate) origin: u32,
+    pub(crate) seq: u64,
+    pub(crate) at_ms: u64,
 }
 
 /// Whether `view` (node `me`'s) has every member of `ids` other than `me` in a state
 /// satisfying `ok`. A member missing from the view counts as state "absent".
-fn view_has(view: &[MemberView], me: usize, ids: &[usize], ok: impl Fn(&str) -> bool) -> bool {
+pub(crate) fn view_has(
+    view: &[MemberView],
+    me: usize,
+    ids: &[usize],
+    ok: impl Fn(&str) -> bool,
+) -> bool {
     let states: HashMap<u32, &str> = view.iter().map(|m| (m.id, m.state.as_str())).collect();
     ids.iter()
         .filter(|&&id| id != me)
         .all(|&id| ok(states.get(&(id as u32)).copied().unwrap_or("absent")))
 }
 
-fn is_alive(s: &str) -> bool {
+pub(crate) fn is_alive(s: &str) -> bool {
     s == "alive"
 }
 
@@ -756,7 +804,7 @@ fn is_gone(s: &str) -> bool {
 ///
 /// Only lagging nodes are asked again (answering costs the nodes CPU on shared cores); the time
 /// is confirmed by one full round, and if a view regressed meanwhile the wait goes on.
-fn wait_views(
+pub(crate) fn wait_views(
     c: &mut Cluster,
     about: &[usize],
     ok: impl Fn(&str) -> bool,
@@ -871,12 +919,12 @@ fn parse_cpu_ticks(stat: &str) -> Option<u64> {
 
 /// Per-rumor dissemination outcome.
 #[derive(Debug, Clone, PartialEq)]
-struct Dissemination {
+pub(crate) struct Dissemination {
     /// Publish → delivery at the last live node, for rumors every live node delivered; sorted.
-    latencies_ms: Vec<u64>,
+    pub(crate) latencies_ms: Vec<u64>,
     /// (node, rumor) pairs delivered.
-    delivered_pairs: usize,
-    expected_pairs: usize,
+    pub(crate) delivered_pairs: usize,
+    pub(crate) expected_pairs: usize,
     /// The (node, rumor) pairs not delivered, at most [`UNDELIVERED_LISTED`].
     undelivered: Vec<Undelivered>,
 }
@@ -896,7 +944,7 @@ impl Dissemination {
         self.delivered_pairs as f64 / self.expected_pairs as f64
     }
 
-    fn complete(&self) -> bool {
+    pub(crate) fn complete(&self) -> bool {
         self.delivered_pairs == self.expected_pairs
     }
 }
@@ -907,7 +955,10 @@ type FirstDelivery = HashMap<(u32, u64), u64>;
 /// Matches each live node's deliveries, `(node, deliveries)`, to the published rumors.
 /// Deliveries of rumors not published in this phase are ignored; a rumor delivered twice at a
 /// node counts once, at its first delivery.
-fn disseminate(published: &[Published], deliveries: &[(usize, Vec<Delivery>)]) -> Dissemination {
+pub(crate) fn disseminate(
+    published: &[Published],
+    deliveries: &[(usize, Vec<Delivery>)],
+) -> Dissemination {
     let firsts: Vec<(usize, FirstDelivery)> = deliveries
         .iter()
         .map(|(node, list)| {
@@ -956,7 +1007,7 @@ fn disseminate(published: &[Published], deliveries: &[(usize, Vec<Delivery>)]) -
 
 /// Re-reads the deliveries (since `since_ms`) of the nodes that still miss a published rumor;
 /// the others are not asked again, since answering costs the CPU being measured.
-fn refresh_deliveries(
+pub(crate) fn refresh_deliveries(
     c: &Cluster,
     published: &[Published],
     since_ms: u64,

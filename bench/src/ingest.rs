@@ -143,12 +143,39 @@ pub struct Args {
     /// Rumor payload bytes per datagram.
     #[arg(long, default_value_t = 64)]
     payload: usize,
+    /// Run the node with the quorum authority layer (`rumor run --tolerate f`). Its per-origin
+    /// rumor cap is lifted: the generator's origins each publish far above it, and this
+    /// measures capacity, not that policy.
+    #[arg(long)]
+    tolerate: Option<u32>,
     /// Write the results as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
 }
 
 impl Args {
+    /// The default report's run: live, through the node's default driver, for `seconds`.
+    pub fn live_for_report(
+        suite: Suite,
+        tolerate: Option<u32>,
+        seconds: f64,
+        json: PathBuf,
+    ) -> Args {
+        Args {
+            io: Io::Mmsg,
+            suite,
+            mode: Mode::Live,
+            datagrams: None,
+            runs: 1,
+            seconds,
+            senders: 256,
+            verify_threads: verify_pool::default_workers(),
+            payload: 64,
+            tolerate,
+            json: Some(json),
+        }
+    }
+
     fn validate(&self) -> anyhow::Result<()> {
         if !(self.seconds > 0.0 && self.seconds <= MAX_SECONDS) {
             bail!("--seconds {} is outside (0, {MAX_SECONDS}]", self.seconds);
@@ -347,6 +374,8 @@ impl Cluster {
             verify_threads: Some(a.verify_threads),
             sender_rate: Some(UNLIMITED_RATE),
             pin: Some(true),
+            tolerate: a.tolerate,
+            origin_rumor_cap: a.tolerate.map(|_| u32::MAX),
             ..Default::default()
         }
         .resolve(RunOptions::default())?)

@@ -5,11 +5,13 @@ use clap::{Parser, Subcommand};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod attacks;
 mod charts;
 mod cluster;
 mod crypto;
 mod ingest;
 mod pool;
+mod protection;
 mod report;
 mod shift;
 mod sim;
@@ -40,6 +42,8 @@ enum Cmd {
     Sim(sim::Args),
     /// The shift: the best fanout and gossip interval per suite under a CPU budget.
     Shift(shift::Args),
+    /// Every adversary against every suite on small loopback clusters: what each suite stops.
+    Attacks(attacks::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -51,6 +55,7 @@ fn main() -> anyhow::Result<()> {
         Some(Cmd::Ingest(a)) => ingest::run(a),
         Some(Cmd::Sim(a)) => sim::run(a),
         Some(Cmd::Shift(a)) => shift::run(a),
+        Some(Cmd::Attacks(a)) => attacks::run(a),
         None => report_default(),
     }
 }

@@ -9,25 +9,41 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context;
-use serde_json::Value;
+use serde_json::{json, Value};
 
-use crate::{charts, cluster, crypto, pool, shift, sim, util};
+use crate::{charts, cluster, crypto, ingest, pool, protection, shift, sim, util};
 
-/// Suites the report runs a real 32-member cluster for: the baseline, a shared-key AEAD, and
-/// per-member signatures.
-const CLUSTER_SUITES: [(&str, &str, codec::Suite); 3] = [
-    ("cluster none", "cluster-none.json", codec::Suite::None),
+/// The real 32-member clusters the report runs: the baseline, a shared-key AEAD, per-member
+/// signatures, and signatures with the authority layer (f = 1): (stage, file, suite, f).
+const CLUSTERS: [(&str, &str, codec::Suite, Option<u32>); 4] = [
+    (
+        "cluster none",
+        "cluster-none.json",
+        codec::Suite::None,
+        None,
+    ),
     (
         "cluster aes-256-gcm",
         "cluster-aes-256-gcm.json",
         codec::Suite::Aes256Gcm,
+        None,
     ),
     (
         "cluster ed25519",
         "cluster-ed25519.json",
         codec::Suite::Ed25519,
+        None,
+    ),
+    (
+        "cluster ed25519 + authority",
+        "cluster-ed25519-authority.json",
+        codec::Suite::Ed25519,
+        Some(1),
     ),
 ];
+
+/// Seconds of live load per protection level's ingest run.
+const INGEST_SECONDS: f64 = 3.0;
 
 struct Stage {
     name: &'static str,
@@ -69,9 +85,19 @@ pub fn run() -> anyhow::Result<PathBuf> {
     stage("pool", "pool.json", &|p| {
         pool::run(pool::Args::for_report(p))
     });
-    for (name, file, suite) in CLUSTER_SUITES {
+    for l in &protection::LEVELS {
+        stage(l.name, l.ingest_file, &|p| {
+            ingest::run(ingest::Args::live_for_report(
+                l.suite(),
+                l.tolerate(),
+                INGEST_SECONDS,
+                p,
+            ))
+        });
+    }
+    for (name, file, suite, tolerate) in CLUSTERS {
         stage(name, file, &|p| {
-            cluster::run(cluster::Args::for_report(suite, p))
+            cluster::run(cluster::Args::for_report(suite, tolerate, p))
         });
     }
     // The simulator prices datagrams with this run's crypto and pool measurements when it has them.
@@ -92,7 +118,15 @@ pub fn run() -> anyhow::Result<PathBuf> {
         .flatten()
         .collect();
     draw_charts(&dir, &shift_rows);
-    write_results(&dir, &stages, &shift_rows)?;
+    let results = json!({
+        "machine": machine(),
+        "stages": stages.iter().map(|s| json!({
+            "stage": s.name, "file": s.file, "seconds": s.seconds, "ok": s.ok.is_ok(),
+        })).collect::<Vec<_>>(),
+        "protection": protection::rows(&dir),
+        "shift": shift_rows,
+    });
+    util::write_json(&dir.join("results.json"), &results)?;
     let md = render(&dir, &stages);
     std::fs::write(dir.join("REPORT.md"), md)
         .with_context(|| format!("writing {}", dir.join("REPORT.md").display()))?;
@@ -112,41 +146,6 @@ fn draw_charts(dir: &Path, shift_rows: &[shift::ShiftRow]) {
     for e in drawn.into_iter().filter_map(Result::err) {
         eprintln!("rumor-bench: chart skipped: {e:#}");
     }
-}
-
-/// `results.json`: every stage's outcome and JSON, plus the shift rows of the simulated and
-/// real stages in one list.
-fn write_results(
-    dir: &Path,
-    stages: &[Stage],
-    shift_rows: &[shift::ShiftRow],
-) -> anyhow::Result<()> {
-    let mut by_file = serde_json::Map::new();
-    for s in stages {
-        if let Some(v) = read(&dir.join(s.file)) {
-            by_file.insert(s.file.trim_end_matches(".json").to_string(), v);
-        }
-    }
-    let stage_rows: Vec<Value> = stages
-        .iter()
-        .map(|s| {
-            serde_json::json!({
-                "name": s.name,
-                "file": s.file,
-                "seconds": s.seconds,
-                "ok": s.ok.is_ok(),
-                "error": s.ok.as_ref().err(),
-            })
-        })
-        .collect();
-    util::write_json(
-        &dir.join("results.json"),
-        &serde_json::json!({
-            "stages": stage_rows,
-            "shift": shift_rows,
-            "results": by_file,
-        }),
-    )
 }
 
 fn machine() -> String {
@@ -193,9 +192,15 @@ fn render(dir: &Path, stages: &[Stage]) -> String {
     if let Some(p) = read(&dir.join("pool.json")) {
         pool_section(&mut md, &p);
     }
-    let clusters: Vec<(codec::Suite, Value)> = CLUSTER_SUITES
+    let clusters: Vec<(String, Value)> = CLUSTERS
         .iter()
-        .filter_map(|(_, f, s)| read(&dir.join(f)).map(|v| (*s, v)))
+        .filter_map(|(_, f, s, t)| {
+            let name = match t {
+                Some(f) => format!("{s} + authority (f = {f})"),
+                None => s.to_string(),
+            };
+            read(&dir.join(f)).map(|v| (name, v))
+        })
         .collect();
     if !clusters.is_empty() {
         cluster_section(&mut md, &clusters);
@@ -224,6 +229,7 @@ fn render(dir: &Path, stages: &[Stage]) -> String {
             let _ = writeln!(md, "![{f}]({f})\n");
         }
     }
+    protection::section(&mut md, &protection::rows(dir));
     md
 }
 
@@ -417,7 +423,7 @@ fn pool_section(md: &mut String, p: &Value) {
     );
 }
 
-fn cluster_section(md: &mut String, rows: &[(codec::Suite, Value)]) {
+fn cluster_section(md: &mut String, rows: &[(String, Value)]) {
     let _ = writeln!(
         md,
         "\n## Real loopback cluster (`cluster-<suite>.json`)\n\n32 `rumor` processes on 127.0.0.1, one io and one verify thread each, unpinned, fanout 3, \

@@ -12,6 +12,8 @@ use clap::Args;
 use codec::Suite;
 use serde::Deserialize;
 
+use crate::core::Tolerance;
+
 /// How the node does its socket I/O.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -45,6 +47,11 @@ impl Protection {
             Protection::SemiTrusted | Protection::Byzantine => Suite::Ed25519,
         }
     }
+
+    /// The f the level tolerates: the authority layer is on only at `byzantine`.
+    pub fn default_tolerate(self) -> Option<u32> {
+        (self == Protection::Byzantine).then_some(1)
+    }
 }
 
 /// The default I/O method is the one the ingest benchmark measured faster on this class of
@@ -52,6 +59,11 @@ impl Protection {
 /// and less in four runs of five (`rumor-bench ingest --mode burst --io both`). Re-measure on
 /// your hardware; `--io auto` prefers io_uring.
 pub const DEFAULT_IO: IoMode = IoMode::Mmsg;
+
+/// The authority layer's default cap on rumors per origin per gossip interval: 250 rumors/s at
+/// the default 200 ms interval, an order of magnitude above what one member publishes in the
+/// benchmarks, far below what a flooder offers.
+const BYZANTINE_ORIGIN_RUMOR_CAP: u32 = 50;
 
 /// Flags of `rumor run`. All optional here so that the config file can supply them.
 #[derive(Args, Debug, Default, Deserialize)]
@@ -69,6 +81,16 @@ pub struct RunOptions {
     /// Tolerate up to f Byzantine members: turns on the quorum authority layer.
     #[arg(long)]
     pub tolerate: Option<u32>,
+    /// Witness signatures that commit a death (default 2f + 1; at least f + 1).
+    #[arg(long)]
+    pub quorum: Option<u32>,
+    /// Witnesses per member (default min(n − 1, max(16, 3f + 1))).
+    #[arg(long)]
+    pub witnesses: Option<u32>,
+    /// Rumors accepted per origin per gossip interval; the rest are dropped before their
+    /// signatures are checked (default: 50 with the authority layer, else no cap).
+    #[arg(long)]
+    pub origin_rumor_cap: Option<u32>,
     /// Crypto suite: none, hmac-sha256, aes-256-gcm, chacha20-poly1305, ed25519, aead+ed25519.
     #[arg(long)]
     #[serde(default, deserialize_with = "de_from_str")]
@@ -177,10 +199,6 @@ pub enum ConfigError {
     Missing { suite: Suite, flag: &'static str },
     #[error("--tolerate needs per-member provenance, and suite {0} has none: every holder of the shared cluster key can sign as any member, so one liar could pose as a whole quorum of witnesses; use --suite ed25519 or aead+ed25519")]
     AuthorityWithoutProvenance(Suite),
-    #[error(
-        "the quorum authority layer (--tolerate, --protection byzantine) is not in this build yet"
-    )]
-    AuthorityUnavailable,
 }
 
 /// The resolved configuration of `rumor run`.
@@ -189,7 +207,9 @@ pub struct RunConfig {
     pub bind: SocketAddr,
     pub seeds: Vec<SocketAddr>,
     pub suite: Suite,
-    pub tolerate: Option<u32>,
+    /// The quorum authority layer's parameters, when it is on.
+    pub tolerance: Option<Tolerance>,
+    pub origin_rumor_cap: Option<u32>,
     pub key: Option<PathBuf>,
     pub roster: Option<PathBuf>,
     pub authority: Option<String>,
@@ -236,10 +256,28 @@ impl RunOptions {
             .or(file.protection)
             .unwrap_or(Protection::SemiTrusted);
         let suite = self.suite.or(file.suite).unwrap_or(protection.suite());
-        let tolerate = self
+        let quorum = self.quorum.or(file.quorum);
+        let witnesses = self.witnesses.or(file.witnesses);
+        let tolerance = match self
             .tolerate
             .or(file.tolerate)
-            .or((protection == Protection::Byzantine).then_some(1));
+            .or(protection.default_tolerate())
+        {
+            Some(f) => Some(Tolerance {
+                f,
+                quorum,
+                witnesses,
+            }),
+            None if quorum.is_some() || witnesses.is_some() => {
+                return Err(ConfigError::Invalid {
+                    flag: "quorum",
+                    why:
+                        "--quorum and --witnesses set the authority layer, which needs --tolerate f"
+                            .into(),
+                })
+            }
+            None => None,
+        };
         let state_dir = self
             .state_dir
             .or(file.state_dir)
@@ -252,7 +290,11 @@ impl RunOptions {
             bind,
             seeds: self.seeds.or(file.seeds).unwrap_or_default(),
             suite,
-            tolerate,
+            origin_rumor_cap: self
+                .origin_rumor_cap
+                .or(file.origin_rumor_cap)
+                .or(tolerance.map(|_| BYZANTINE_ORIGIN_RUMOR_CAP)),
+            tolerance,
             key: self.key.or(file.key),
             roster: self.roster.or(file.roster),
             authority: self.authority.or(file.authority),
@@ -337,11 +379,11 @@ impl RunConfig {
                 return bad(flag, format!("{} does not exist", p.display()));
             }
         }
-        if self.tolerate.is_some() {
-            if !self.suite.per_member_provenance() {
-                return Err(ConfigError::AuthorityWithoutProvenance(self.suite));
-            }
-            return Err(ConfigError::AuthorityUnavailable);
+        if self.origin_rumor_cap == Some(0) {
+            return bad("origin-rumor-cap", "must be at least 1".into());
+        }
+        if self.tolerance.is_some() && !self.suite.per_member_provenance() {
+            return Err(ConfigError::AuthorityWithoutProvenance(self.suite));
         }
         if self.suite.uses_member_key() && self.key.is_none() {
             return Err(ConfigError::Missing {

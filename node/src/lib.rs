@@ -6,4 +6,5 @@ pub mod core;
 pub mod identity;
 pub mod io;
 pub mod metrics;
+pub mod provenance;
 pub mod runtime;

@@ -36,6 +36,7 @@ use crate::identity::Identity;
 use crate::io::send::{MmsgTx, Transmitter, UringTx};
 use crate::io::{self, mmsg::MmsgRx, socket, uring::UringRx, Receiver};
 use crate::metrics::Metrics;
+use crate::provenance::Rules;
 
 /// Longest an idle thread sleeps in the kernel before looking at the stop flag.
 const IDLE_WAIT: Duration = Duration::from_millis(100);
@@ -43,6 +44,9 @@ const IDLE_WAIT: Duration = Duration::from_millis(100);
 const DELIVERIES_KEPT: usize = 1 << 16;
 /// How often gauges and pool counters are copied into the metrics.
 const GAUGE_PERIOD: Duration = Duration::from_millis(250);
+/// How long the core thread keeps applying queued verdict batches before it runs timers and
+/// sends: far below any protocol timer (the shortest, a probe timeout, is hundreds of ms).
+const DRAIN_FOR: Duration = Duration::from_millis(1);
 /// After a leave, time to let the Left statement go out before exiting.
 const LEAVE_GRACE: Duration = Duration::from_millis(600);
 
@@ -149,10 +153,11 @@ impl Node {
             batch: cfg.batch_verify,
             dedup: id.suite.hop() == codec::suite::HopAuth::Signature,
             sender_limit: limit,
-            origin_limit: verify_pool::RateLimit {
-                per_second: limit.per_second * 4.0,
-                burst: limit.burst * 4.0,
-            },
+            // One member's budget per source address: members have addresses of their own, so
+            // a source that claims many ids (an outsider forging them) gets no more signature
+            // checks than one member would. A fleet behind one NAT address shares it: raise
+            // --sender-rate there.
+            origin_limit: limit,
             ..PoolConfig::default()
         };
         let (mut pool, verdicts) =
@@ -283,9 +288,9 @@ struct CoreLoop {
     metrics: Arc<Metrics>,
     roster: Arc<codec::Roster>,
     ring: Option<codec::SharedKeyRing>,
-    tag: u32,
     mtu: usize,
-    signs_origin: bool,
+    /// The signatures messages must carry (checked once per unique statement).
+    rules: Rules,
     deliveries: VecDeque<Delivery>,
     leaving: Option<Instant>,
 }
@@ -312,6 +317,8 @@ impl CoreLoop {
             fanout: cfg.fanout,
             retransmit_mult: cfg.retransmit_mult,
             suspicion_mult: cfg.suspicion_mult,
+            authority: cfg.tolerance,
+            origin_rumor_cap: cfg.origin_rumor_cap,
             ..CoreConfig::default()
         };
         let epoch = id.epoch.current();
@@ -341,9 +348,12 @@ impl CoreLoop {
             metrics,
             roster: Arc::clone(&id.roster),
             ring: id.ring.clone(),
-            tag,
             mtu: cfg.mtu,
-            signs_origin: id.suite.signs_origin(),
+            rules: Rules {
+                cluster_tag: tag,
+                origin_signed: id.suite.signs_origin(),
+                authority: cfg.tolerance.is_some(),
+            },
             deliveries: VecDeque::new(),
             leaving: None,
         })
@@ -380,7 +390,17 @@ impl CoreLoop {
                 })
                 .min(IDLE_WAIT);
             channel::select! {
-                recv(verdicts) -> b => if let Ok(b) = b { self.apply(b) },
+                recv(verdicts) -> b => if let Ok(b) = b {
+                    self.apply(b);
+                    // Under load, take what else is queued before timers and sends: one
+                    // wake-up, one flush for many batches (bounded in time, so timers stay
+                    // on time).
+                    let until = Instant::now() + DRAIN_FOR;
+                    while Instant::now() < until {
+                        let Ok(b) = verdicts.try_recv() else { break };
+                        self.apply(b);
+                    }
+                },
                 recv(ctl) -> r => if let Ok((req, reply)) = r { let _ = reply.send(self.control(req)); },
                 default(wait) => {}
             }
@@ -423,31 +443,23 @@ impl CoreLoop {
                 Metrics::add(&m.drop_bad_body, 1);
                 continue;
             };
-            if self.signs_origin {
-                msgs.retain(|msg| self.origin_ok(msg));
+            if self.rules.origin_signed || self.rules.authority {
+                msgs.retain(|msg| self.provenance_ok(Millis(now), msg));
             }
             Metrics::add(&m.accepted, 1);
             self.core.handle_datagram(Millis(now), sender, msgs);
         }
     }
 
-    /// End-to-end check of a rumor's origin signature, paid once per unique rumor: rumors the
-    /// core already knows are passed through (it drops them as duplicates without looking).
-    fn origin_ok(&self, msg: &Message) -> bool {
-        let Message::Rumor(r) = msg else { return true };
-        if self.core.knows_rumor(r.origin, r.seq) {
+    /// End-to-end signature checks (rumor origins; with the authority layer every statement,
+    /// certificate and proof), paid once per unique statement: what the core already knows, or
+    /// would drop anyway, is passed through unchecked and dropped there.
+    fn provenance_ok(&self, now: Millis, msg: &Message) -> bool {
+        if !self.rules.applies(msg) || !self.core.is_news(now, msg) {
             return true;
         }
         Metrics::add(&self.metrics.origin_verifications, 1);
-        let ok = match (
-            r.signature,
-            codec::MemberKeys::public_key(&*self.roster, r.origin),
-        ) {
-            (Some(sig), Some(key)) => {
-                ed25519::verify(key, &r.signing_input(self.tag), &sig).is_ok()
-            }
-            _ => false,
-        };
+        let ok = self.rules.check(&*self.roster, msg);
         if !ok {
             Metrics::add(&self.metrics.drop_bad_origin_signature, 1);
         }
@@ -486,6 +498,9 @@ impl CoreLoop {
                     ..
                 } => {
                     tracing::info!(member = id, ?state, incarnation, "member changed");
+                }
+                Action::Excluded(id) => {
+                    tracing::warn!(member = id, "equivocation proven: member excluded");
                 }
             }
         }
@@ -562,6 +577,26 @@ impl CoreLoop {
         Metrics::set(&m.members_alive, alive);
         Metrics::set(&m.members_suspect, suspect);
         Metrics::set(&m.members_dead, dead);
+        let c = self.core.stats();
+        for (counter, v) in [
+            (&m.refutations, c.refutations),
+            (&m.deaths_declared, c.deaths_declared),
+            (&m.deaths_committed, c.deaths_committed),
+            (&m.votes_cast, c.votes_cast),
+            (&m.votes_withheld, c.votes_withheld),
+            (&m.votes_received, c.votes_received),
+            (&m.votes_refused, c.votes_refused),
+            (&m.certificates_formed, c.certificates_formed),
+            (&m.certificates_refused, c.certificates_refused),
+            (&m.statements_refused, c.statements_refused),
+            (&m.accusations_refused, c.accusations_refused),
+            (&m.equivocators_excluded, c.equivocators_excluded),
+            (&m.proofs_refused, c.proofs_refused),
+            (&m.rumors_excluded, c.rumors_excluded),
+            (&m.rumors_over_cap, c.rumors_over_cap),
+        ] {
+            Metrics::set(counter, v);
+        }
         let s = pool.stats();
         let shed = |r: ShedReason| s.shed[r.index()];
         Metrics::set(&m.verified, s.verified);
@@ -595,8 +630,10 @@ impl CoreLoop {
                         state: state_name(state).into(),
                         incarnation,
                         addr: self.core.addr_of(id).map(|a| a.to_string()),
+                        // Without the authority layer the soft view is the decision; with it,
+                        // Dead is reached only through a verified certificate.
                         committed_dead: state == MemberState::Dead,
-                        excluded: false,
+                        excluded: self.core.is_excluded(id),
                     })
                     .collect();
                 Response::Members { me, members }

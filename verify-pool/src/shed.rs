@@ -4,9 +4,11 @@
 //! pressure, then the heaviest senders (those that drained most of their bucket), graded with
 //! the queue's fill, and finally anything that finds the queue full.
 //!
-//! "Sender" is the member id the header claims (unauthenticated until verified: a forger can
-//! spend a member's tokens, which is why the origin bucket exists); "origin" is the source
-//! address the io thread received from. Time is an argument: deterministic in tests.
+//! "Sender" is the member id the header claims (unauthenticated until verified); "origin" is the
+//! source address the io thread received from. A sender's bucket is kept per (claimed id,
+//! source address): a forger elsewhere claiming an honest member's id spends its own bucket
+//! (and its address's), never the honest member's, so a flood of forgeries cannot starve the
+//! member it impersonates. Time is an argument: deterministic in tests.
 //!
 //! Concurrency: a [`Limiter`] belongs to one io thread (`&mut self`); nothing here is shared.
 
@@ -131,7 +133,7 @@ impl Bucket {
 pub struct Limiter {
     sender_limit: RateLimit,
     origin_limit: RateLimit,
-    senders: LruCache<MemberId, Bucket, TableHasher>,
+    senders: LruCache<(MemberId, Option<IpAddr>), Bucket, TableHasher>,
     origins: LruCache<IpAddr, Bucket, TableHasher>,
 }
 
@@ -165,7 +167,7 @@ impl Limiter {
         let limit = self.sender_limit;
         let b = self
             .senders
-            .get_or_insert_mut(sender, || Bucket::full(limit, now));
+            .get_or_insert_mut((sender, origin), || Bucket::full(limit, now));
         b.take(limit, now).ok_or(ShedReason::SenderRate)
     }
 
@@ -196,6 +198,28 @@ mod tests {
         assert_eq!(l.admit(1, None, t0), Err(ShedReason::SenderRate));
         assert_eq!(l.admit(2, None, t0), Ok(0.5), "buckets are per sender");
         assert!(l.admit(1, None, t0 + Duration::from_millis(100)).is_ok());
+    }
+
+    #[test]
+    fn a_forger_elsewhere_spends_its_own_bucket() {
+        let t0 = Instant::now();
+        let limit = RateLimit {
+            per_second: 1.0,
+            burst: 2.0,
+        };
+        let mut l = Limiter::new(limit, RateLimit::UNLIMITED, NonZeroUsize::new(8).unwrap());
+        let (honest, forger) = (
+            Some(IpAddr::from([10, 0, 0, 1])),
+            Some(IpAddr::from([10, 0, 0, 9])),
+        );
+        for _ in 0..2 {
+            assert!(l.admit(7, forger, t0).is_ok());
+        }
+        assert_eq!(l.admit(7, forger, t0), Err(ShedReason::SenderRate));
+        assert!(
+            l.admit(7, honest, t0).is_ok(),
+            "member 7's own bucket is untouched"
+        );
     }
 
     #[test]

@@ -64,6 +64,8 @@ pub struct Counters {
     pub to_crashed: u64,
     pub shed: u64,
     pub max_backlog: u32,
+    /// Members convicted of equivocation (none, unless the core has a bug: nobody lies here).
+    pub excluded: u64,
     /// Longest any member's CPU was booked ahead of the clock: how far behind it fell, µs.
     pub max_lag_us: u64,
 }
@@ -416,6 +418,8 @@ impl World {
                         }
                     }
                 }
+                // No simulated member equivocates (the simulator runs no adversaries).
+                Action::Excluded(_) => self.counters.excluded += 1,
             }
         }
     }

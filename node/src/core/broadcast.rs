@@ -19,6 +19,11 @@ const MAX_MISFITS: usize = 8;
 pub(crate) enum Key {
     Member(MemberId),
     Rumor(MemberId, u64),
+    /// A witness's Dead vote about a subject: one per (subject, witness), so votes do not
+    /// replace each other.
+    Vote(MemberId, MemberId),
+    /// An equivocation proof against a member.
+    Proof(MemberId),
 }
 
 /// How many transmissions a membership update and a rumor each get before leaving the queue.
@@ -31,7 +36,7 @@ pub(crate) struct Limits {
 impl Limits {
     fn of(&self, key: &Key) -> u32 {
         match key {
-            Key::Member(_) => self.member,
+            Key::Member(_) | Key::Vote(..) | Key::Proof(_) => self.member,
             Key::Rumor(..) => self.rumor,
         }
     }
@@ -98,6 +103,20 @@ impl Broadcasts {
             }
         }
         dropped
+    }
+
+    /// Drops every queued rumor of `origin` (a convicted equivocator).
+    pub fn drop_rumors_of(&mut self, origin: MemberId) {
+        let doomed: Vec<Key> = self
+            .items
+            .range(Key::Rumor(origin, 0)..=Key::Rumor(origin, u64::MAX))
+            .map(|(k, _)| *k)
+            .collect();
+        for k in doomed {
+            if let Some(old) = self.items.remove(&k) {
+                self.order.remove(&(old.transmits, Reverse(old.id)));
+            }
+        }
     }
 
     /// Appends to `packet` (and `out`) as many queued items as fit, counting one transmission

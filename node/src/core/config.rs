@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use codec::{Packet, Suite, DEFAULT_MTU};
 
+use super::witness::Tolerance;
+
 /// memberlist `DefaultLANConfig` ProbeInterval.
 const PROBE_INTERVAL: Duration = Duration::from_secs(1);
 /// memberlist ProbeTimeout: half the interval leaves the other half for indirect probes.
@@ -44,6 +46,8 @@ pub enum ConfigError {
     },
     #[error("MTU: {0}")]
     Mtu(#[from] codec::WireError),
+    #[error("authority layer: {0}")]
+    Authority(String),
 }
 
 /// Probability that a given member misses a given rumor, which the rumor retransmit limit is
@@ -91,6 +95,12 @@ pub struct Config {
     /// Rumors are pushed every round until the run ends instead of a limited number of times
     /// (the "push until all are informed" model; membership updates keep their limit).
     pub unlimited_rumor_retransmit: bool,
+    /// The quorum authority layer (issue 6): signed membership statements, deaths committed only
+    /// by witness certificates, equivocators excluded. `None`: gossip's view is the decision.
+    pub authority: Option<Tolerance>,
+    /// Rumors accepted per origin per gossip interval (`None`: no cap). Past it, an origin's
+    /// rumors are dropped before their signatures are checked.
+    pub origin_rumor_cap: Option<u32>,
 }
 
 impl Default for Config {
@@ -117,6 +127,8 @@ impl Default for Config {
             piggyback: true,
             aligned_gossip: false,
             unlimited_rumor_retransmit: false,
+            authority: None,
+            origin_rumor_cap: None,
         }
     }
 }
@@ -150,6 +162,12 @@ impl Config {
                 return Err(ConfigError::Factor { what, min });
             }
         }
+        if self.origin_rumor_cap == Some(0) {
+            return Err(ConfigError::Factor {
+                what: "origin rumor cap",
+                min: 1,
+            });
+        }
         if self.broadcast_queue_max == 0 {
             return Err(ConfigError::Factor {
                 what: "broadcast queue bound",
@@ -161,6 +179,12 @@ impl Config {
                 timeout: self.probe_timeout,
                 interval: self.probe_interval,
             });
+        }
+        if self.authority.is_some() && !self.suite.per_member_provenance() {
+            return Err(ConfigError::Authority(format!(
+                "suite {} has no per-member provenance: every holder of the shared cluster key can sign as any member, so one liar could pose as a whole quorum of witnesses (use ed25519 or aead+ed25519)",
+                self.suite
+            )));
         }
         Packet::new(self.suite, self.mtu)?;
         Ok(())
@@ -227,12 +251,15 @@ impl Config {
 
     /// Time within which every live member should have marked a crashed member dead: detection
     /// (5 probe periods and a probe timeout), Lifeguard's longest suspicion, then the rounds the
-    /// Dead broadcast needs to reach everyone.
+    /// Dead broadcast needs to reach everyone. With the authority layer, a death is committed by
+    /// a certificate: the suspicion must first reach the witnesses and their votes a collector,
+    /// two more broadcasts' worth of rounds.
     pub fn detect_bound(&self, n: usize) -> Duration {
+        let broadcasts = if self.authority.is_some() { 3 } else { 1 };
         self.probe_interval * DETECT_PROBE_PERIODS
             + self.probe_timeout
             + self.suspicion_max(n)
-            + self.gossip_interval * self.retransmit_limit(n)
+            + self.gossip_interval * self.retransmit_limit(n) * broadcasts
     }
 }
 

@@ -19,10 +19,13 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use codec::message::MAX_RUMOR_PAYLOAD;
-use codec::{MemberId, MemberState, Message, Rumor, SecretKey, Suite, Update};
+use codec::{
+    Certificate, EquivocationProof, MemberId, MemberState, Message, Rumor, SecretKey, Suite, Update,
+};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+use super::authority::{self, Authority, Check};
 use super::broadcast::{Broadcasts, Key, Limits};
 use super::config::{Config, ConfigError};
 use super::health::Awareness;
@@ -30,7 +33,7 @@ use super::membership::{is_live, supersedes, Membership};
 use super::pack::{fits_alone, Datagrams};
 use super::probe::{Probe, Prober, Relay, NACK_FRACTION};
 use super::roster::Roster;
-use super::rumors::RumorLog;
+use super::rumors::{OriginCap, RumorLog};
 use super::stats::Stats;
 use super::suspicion::Suspicions;
 use super::time::{ms, Millis};
@@ -129,6 +132,9 @@ pub enum Action {
     },
     /// A rumor heard for the first time: hand it to the application.
     Deliver(Rumor),
+    /// A verified equivocation proof convicted this member: its rumors are dropped and it no
+    /// longer counts in any quorum.
+    Excluded(MemberId),
     /// Another member's state changed in this core's view.
     MemberChanged {
         id: MemberId,
@@ -171,6 +177,9 @@ pub struct Core {
     stopped: bool,
     actions: VecDeque<Action>,
     stats: Stats,
+    /// The quorum authority layer, when configured.
+    auth: Option<Authority>,
+    origin_cap: Option<OriginCap>,
 }
 
 impl Core {
@@ -187,6 +196,11 @@ impl Core {
         if cfg.suite.signs_origin() && boot.signer.is_none() {
             return Err(CoreError::MissingSigner(cfg.suite));
         }
+        let auth = match cfg.authority {
+            Some(t) => Some(Authority::new(t.resolve(roster.len())?, cfg.cluster_tag)),
+            None => None,
+        };
+        let origin_cap = cfg.origin_rumor_cap.map(OriginCap::new);
         let mut rng = StdRng::seed_from_u64(boot.rng_seed);
         // Random phases keep members from probing and gossiping in lockstep.
         let mut phase = |d: std::time::Duration| now + d.mul_f64(rng.gen::<f64>());
@@ -222,6 +236,8 @@ impl Core {
             stopped: false,
             actions: VecDeque::new(),
             stats: Stats::default(),
+            auth,
+            origin_cap,
         };
         if core.cfg.aligned_gossip {
             core.next_gossip = core.next_gossip_round(now);
@@ -323,15 +339,14 @@ impl Core {
                 Message::IndirectAck { seq, target } => self.on_indirect_ack(seq, target),
                 Message::Nack { seq, target } => self.on_nack(seq, target),
                 Message::Update(u) => self.apply(now, u),
-                Message::Rumor(r) => self.on_rumor(r),
+                Message::Rumor(r) => self.on_rumor(now, r),
                 Message::SyncRequest => sync_requested = true,
                 // The updates after the marker are applied like any others (and, as memberlist
                 // does, re-gossiped when new to us: the redundancy that lets members that missed
                 // a join's few early broadcasts still hear of it). A reply completes a join.
                 Message::SyncReply => self.next_join = None,
-                Message::Certificate(_) | Message::Equivocation(_) => {
-                    self.stats.messages_ignored += 1
-                }
+                Message::Certificate(c) => self.on_certificate(c),
+                Message::Equivocation(p) => self.on_proof(p),
             }
         }
         // A refutation goes straight back to whoever told us we were suspected, piggybacked
@@ -363,12 +378,17 @@ impl Core {
         for (idx, incarnation) in self.suspicions.expire(now) {
             let e = *self.members.get(idx);
             if e.state == Some(MemberState::Suspect) && e.incarnation == incarnation {
-                self.stats.deaths_declared += 1;
                 let subject = self.roster.id_at(idx);
-                let dead = statement(subject, incarnation, MemberState::Dead, self.id, None);
-                self.apply(now, dead);
+                if self.auth.is_some() {
+                    self.witness_verdict(now, idx, subject, incarnation);
+                } else {
+                    self.stats.deaths_declared += 1;
+                    let dead = statement(subject, incarnation, MemberState::Dead, self.id, None);
+                    self.apply(now, dead);
+                }
             }
         }
+        self.ping_suspects(now);
         if now >= self.next_gossip {
             self.next_gossip = self.next_gossip_round(now);
             self.gossip();
@@ -399,7 +419,11 @@ impl Core {
             self.next_join,
         ]
         .into_iter()
-        .chain([self.prober.next_deadline(), self.suspicions.next_deadline()])
+        .chain([
+            self.prober.next_deadline(),
+            self.suspicions.next_deadline(),
+            self.auth.as_ref().and_then(Authority::next_check),
+        ])
         .flatten()
         .min()
     }
@@ -439,6 +463,46 @@ impl Core {
     /// verifying the origin signature of rumors the core would drop as duplicates anyway.
     pub fn knows_rumor(&self, origin: MemberId, seq: u64) -> bool {
         origin == self.id || self.rumors.seen(origin, seq)
+    }
+
+    /// Whether the authority layer excluded `id` as a proven equivocator.
+    pub fn is_excluded(&self, id: MemberId) -> bool {
+        self.auth.as_ref().is_some_and(|a| a.is_excluded(id))
+    }
+
+    /// Whether `m` could change anything here, so its signatures must be verified first: a
+    /// driver skips the check for duplicates, stale statements, convicted members and rumors
+    /// over their origin's cap, which the core drops anyway (verification is paid once per
+    /// unique statement, and never for what a flood brings past the cap).
+    pub fn is_news(&self, now: Millis, m: &Message) -> bool {
+        let excluded = |id| self.is_excluded(id);
+        match m {
+            Message::Rumor(r) => {
+                let conflict = self
+                    .auth
+                    .as_ref()
+                    .is_some_and(|a| a.conflicting_rumor(r).is_some());
+                let capped = self
+                    .origin_cap
+                    .as_ref()
+                    .is_some_and(|c| c.exhausted(r.origin, self.rumor_window(now)));
+                !excluded(r.origin) && (conflict || (!capped && !self.knows_rumor(r.origin, r.seq)))
+            }
+            Message::Update(u) => {
+                let (Some(auth), Some(idx)) = (&self.auth, self.roster.index_of(u.subject)) else {
+                    return true;
+                };
+                let cur = self.members.get(idx);
+                let stale = cur.incarnation > u.incarnation
+                    || (u.state == MemberState::Dead && cur.state == Some(MemberState::Dead));
+                !excluded(u.origin) && !stale && !auth.knows(idx, u)
+            }
+            Message::Certificate(c) => self.roster.index_of(c.subject).is_some_and(|idx| {
+                supersedes(self.members.get(idx), c.incarnation, MemberState::Dead)
+            }),
+            Message::Equivocation(p) => authority::offender(p).is_ok_and(|id| !excluded(id)),
+            _ => true,
+        }
     }
 
     pub fn has_stopped(&self) -> bool {
@@ -585,7 +649,9 @@ impl Core {
             .iter()
             .position(|r| r.seq == seq && r.target == from);
         let Some(pos) = relay else {
-            self.stats.messages_ignored += 1;
+            if !self.check_answered(from, seq) {
+                self.stats.messages_ignored += 1;
+            }
             return;
         };
         let r = self.prober.relays.swap_remove(pos);
@@ -669,7 +735,13 @@ impl Core {
     /// directly so it can refute at once (Lifeguard).
     fn suspect(&mut self, now: Millis, idx: u32, incarnation: u64) {
         let subject = self.roster.id_at(idx);
-        let update = statement(subject, incarnation, MemberState::Suspect, self.id, None);
+        let update = self.signed(statement(
+            subject,
+            incarnation,
+            MemberState::Suspect,
+            self.id,
+            None,
+        ));
         self.stats.suspicions_raised += 1;
         self.apply(now, update.clone());
         self.send(subject, vec![Message::Update(update)], Fill::Nothing);
@@ -683,6 +755,12 @@ impl Core {
             self.stats.updates_ignored += 1;
             return;
         };
+        if let Some(auth) = &self.auth {
+            if u.signature.is_none() || auth.is_excluded(u.origin) {
+                self.stats.statements_refused += 1;
+                return;
+            }
+        }
         if idx == self.me {
             self.about_me(u);
             return;
@@ -692,6 +770,9 @@ impl Core {
         let plausible = matches!(u.state, MemberState::Alive | MemberState::Left) == self_stated;
         if !plausible || self.roster.index_of(u.origin).is_none() {
             self.stats.updates_ignored += 1;
+            return;
+        }
+        if self.auth.is_some() && !self.authority_admits(idx, &u) {
             return;
         }
         let cur = *self.members.get(idx);
@@ -725,8 +806,12 @@ impl Core {
             let accuser = (u.origin != self.id).then_some(u.origin);
             self.suspicions
                 .start(&self.cfg, now, idx, u.incarnation, n, accuser);
+            self.start_check(now, idx, &u);
         } else {
             self.suspicions.remove(idx);
+            if let Some(auth) = self.auth.as_mut() {
+                auth.checks.remove(&idx);
+            }
         }
         if let (MemberState::Alive, Some(a)) = (u.state, u.addr) {
             if self.roster.addr(u.subject) != Some(a) {
@@ -772,29 +857,291 @@ impl Core {
         } else {
             None
         };
-        let m = Message::Update(statement(self.id, self.incarnation, state, self.id, addr));
+        let u = self.signed(statement(self.id, self.incarnation, state, self.id, addr));
+        if let Some(auth) = self.auth.as_mut() {
+            auth.held_mut(self.me).own = Some(u.clone());
+        }
+        let m = Message::Update(u);
         self.enqueue(Key::Member(self.id), m.clone());
         m
     }
 
+    // ---- authority ----
+
+    /// Signs a statement of ours when the authority layer needs every statement signed.
+    fn signed(&self, mut u: Update) -> Update {
+        if let (Some(_), Some(sk)) = (&self.auth, &self.signer) {
+            u.signature = Some(sk.sign(&u.signing_input(self.cfg.cluster_tag)));
+        }
+        u
+    }
+
+    /// The authority layer's rules for a signed statement about another member; returns whether
+    /// the ordinary soft-view rules apply next. A Dead statement is a witness's vote: it counts
+    /// towards a certificate and changes nothing by itself.
+    fn authority_admits(&mut self, idx: u32, u: &Update) -> bool {
+        let Some(auth) = self.auth.as_mut() else {
+            return true;
+        };
+        if u.origin == u.subject {
+            if let Some(p) = auth.conflicting_own(idx, u) {
+                self.convict(u.origin, p);
+                return false;
+            }
+            let held = auth.held_mut(idx);
+            if held
+                .own
+                .as_ref()
+                .is_none_or(|o| o.incarnation < u.incarnation)
+            {
+                held.own = Some(u.clone());
+            }
+            return true;
+        }
+        // Accusations count only at incarnations the accused itself signed.
+        if auth
+            .signed_incarnation(idx)
+            .is_none_or(|i| u.incarnation > i)
+        {
+            self.stats.accusations_refused += 1;
+            return false;
+        }
+        if u.state == MemberState::Suspect {
+            if supersedes(self.members.get(idx), u.incarnation, u.state) {
+                auth.held_mut(idx).accusation = Some(u.clone());
+            }
+            return true;
+        }
+        if !supersedes(self.members.get(idx), u.incarnation, u.state) {
+            // Already certified (or refuted): a late vote settles nothing.
+            self.stats.updates_ignored += 1;
+            return false;
+        }
+        if !auth.is_witness(&self.roster, u.origin, u.subject, u.incarnation) {
+            self.stats.votes_refused += 1;
+            return false;
+        }
+        let (new, certificate) = auth.vote(u.clone());
+        if new {
+            self.stats.votes_received += 1;
+            self.enqueue(Key::Vote(u.subject, u.origin), Message::Update(u.clone()));
+        }
+        if let Some(c) = certificate {
+            self.stats.certificates_formed += 1;
+            self.commit(c);
+        }
+        false
+    }
+
+    /// A witness of a new suspect pings it itself: its vote rests on its own evidence, not on
+    /// the accuser's word.
+    fn start_check(&mut self, now: Millis, idx: u32, u: &Update) {
+        let Some(auth) = self.auth.as_mut() else {
+            return;
+        };
+        if !auth.is_witness(&self.roster, self.id, u.subject, u.incarnation) {
+            return;
+        }
+        let seq = self.prober.next_seq();
+        auth.checks.insert(
+            idx,
+            Check {
+                incarnation: u.incarnation,
+                seq,
+                answered: false,
+                next_ping: now,
+            },
+        );
+        self.ping_suspects(now);
+    }
+
+    /// Pings each unanswered suspect we witness, once per probe timeout.
+    fn ping_suspects(&mut self, now: Millis) {
+        let Some(auth) = self.auth.as_mut() else {
+            return;
+        };
+        let mut due = Vec::new();
+        for (idx, c) in auth.checks.iter_mut() {
+            if !c.answered && c.next_ping <= now {
+                c.next_ping = now + self.cfg.probe_timeout;
+                due.push((self.roster.id_at(*idx), c.seq));
+            }
+        }
+        for (to, seq) in due {
+            self.stats.witness_pings += 1;
+            self.send(to, vec![Message::Ping { seq }], Fill::Nothing);
+        }
+    }
+
+    /// Marks a witness check answered if `(from, seq)` is its ping; returns whether it was.
+    fn check_answered(&mut self, from: MemberId, seq: u32) -> bool {
+        let (Some(auth), Some(idx)) = (self.auth.as_mut(), self.roster.index_of(from)) else {
+            return false;
+        };
+        match auth.checks.get_mut(&idx) {
+            Some(c) if c.seq == seq => {
+                c.answered = true;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// A suspicion ran out: a witness whose own pings went unanswered signs its Dead vote;
+    /// everyone else waits for a certificate (the member stays suspect in the soft view).
+    fn witness_verdict(&mut self, now: Millis, idx: u32, subject: MemberId, incarnation: u64) {
+        let Some(auth) = self.auth.as_mut() else {
+            return;
+        };
+        let check = auth.checks.remove(&idx);
+        if !auth.is_witness(&self.roster, self.id, subject, incarnation) {
+            self.stats.suspicions_uncertified += 1;
+            return;
+        }
+        if check.is_some_and(|c| c.answered && c.incarnation == incarnation) {
+            self.stats.votes_withheld += 1;
+            return;
+        }
+        self.stats.votes_cast += 1;
+        let vote = self.signed(statement(
+            subject,
+            incarnation,
+            MemberState::Dead,
+            self.id,
+            None,
+        ));
+        self.apply(now, vote);
+    }
+
+    fn on_certificate(&mut self, c: Certificate) {
+        let Some(auth) = self.auth.as_mut() else {
+            self.stats.messages_ignored += 1;
+            return;
+        };
+        match auth.check_certificate(&self.roster, &c) {
+            Ok(()) => self.commit(c),
+            Err(_) => self.stats.certificates_refused += 1,
+        }
+    }
+
+    /// Commits a certified death (a certificate about us is refuted like any accusation).
+    fn commit(&mut self, c: Certificate) {
+        let Some(idx) = self.roster.index_of(c.subject) else {
+            return;
+        };
+        if idx == self.me {
+            self.about_me(statement(
+                self.id,
+                c.incarnation,
+                MemberState::Dead,
+                self.id,
+                None,
+            ));
+            return;
+        }
+        if !supersedes(self.members.get(idx), c.incarnation, MemberState::Dead) {
+            self.stats.updates_ignored += 1;
+            return;
+        }
+        self.members
+            .set(idx, self.me, c.incarnation, MemberState::Dead);
+        self.suspicions.remove(idx);
+        if let Some(auth) = self.auth.as_mut() {
+            auth.checks.remove(&idx);
+            auth.settle(c.subject, c.incarnation);
+            let held = auth.held_mut(idx);
+            held.accusation = None;
+            held.certificate = Some(c.clone());
+        }
+        self.stats.deaths_committed += 1;
+        self.stats.updates_applied += 1;
+        self.actions.push_back(Action::MemberChanged {
+            id: c.subject,
+            state: MemberState::Dead,
+            incarnation: c.incarnation,
+            addr: self.addr_of(c.subject),
+        });
+        self.enqueue(Key::Member(c.subject), Message::Certificate(c));
+    }
+
+    fn on_proof(&mut self, p: EquivocationProof) {
+        if self.auth.is_none() {
+            self.stats.messages_ignored += 1;
+            return;
+        }
+        match authority::offender(&p) {
+            Ok(id) if self.roster.index_of(id).is_some() => self.convict(id, p),
+            _ => self.stats.proofs_refused += 1,
+        }
+    }
+
+    /// Excludes a proven equivocator: its queued rumors go, its votes stop counting, and the
+    /// proof spreads so every member does the same.
+    fn convict(&mut self, id: MemberId, p: EquivocationProof) {
+        let Some(auth) = self.auth.as_mut() else {
+            return;
+        };
+        if id == self.id || !auth.exclude(id) {
+            return;
+        }
+        self.stats.equivocators_excluded += 1;
+        self.broadcasts.drop_rumors_of(id);
+        self.actions.push_back(Action::Excluded(id));
+        let proof = Message::Equivocation(p);
+        if fits_alone(&self.cfg, &proof) {
+            self.enqueue(Key::Proof(id), proof);
+        } else {
+            self.stats.proofs_too_large += 1;
+        }
+    }
+
     // ---- rumors ----
 
-    fn on_rumor(&mut self, mut r: Rumor) {
+    fn on_rumor(&mut self, now: Millis, mut r: Rumor) {
         if self.roster.index_of(r.origin).is_none() {
             self.stats.rumors_ignored += 1;
             return;
         }
+        if let Some(auth) = &self.auth {
+            if auth.is_excluded(r.origin) {
+                self.stats.rumors_excluded += 1;
+                return;
+            }
+            if let Some(held) = auth.conflicting_rumor(&r) {
+                let held = Message::Rumor(held.clone());
+                if let Some(p) = authority::proof(held, Message::Rumor(r.clone())) {
+                    self.convict(r.origin, p);
+                }
+                return;
+            }
+        }
         // Our own rumors come back from the members we sent them to.
-        if r.origin == self.id || !self.rumors.observe(r.origin, r.seq) {
+        if r.origin == self.id || self.rumors.seen(r.origin, r.seq) {
             self.stats.rumors_duplicate += 1;
             return;
         }
+        let window = self.rumor_window(now);
+        if let Some(cap) = self.origin_cap.as_mut() {
+            if !cap.charge(r.origin, window) {
+                self.stats.rumors_over_cap += 1;
+                return;
+            }
+        }
+        self.rumors.observe(r.origin, r.seq);
         self.stats.rumors_delivered += 1;
         // The payload arrives as a slice of a whole receive region; a rumor kept for
         // retransmission must not pin that region (tens of KiB) for its lifetime.
         r.payload = Bytes::copy_from_slice(&r.payload);
+        if let Some(auth) = self.auth.as_mut() {
+            auth.hold_rumor(&r);
+        }
         self.actions.push_back(Action::Deliver(r.clone()));
         self.enqueue(Key::Rumor(r.origin, r.seq), Message::Rumor(r));
+    }
+
+    /// The origin cap's window: the gossip interval `now` falls in.
+    fn rumor_window(&self, now: Millis) -> u64 {
+        now.0 / ms(self.cfg.gossip_interval)
     }
 
     // ---- dissemination ----
@@ -881,6 +1228,26 @@ impl Core {
     fn send_sync(&mut self, to: MemberId, marker: Message) {
         let mut dg = Datagrams::new(&self.cfg);
         dg.push(marker);
+        if let Some(auth) = &self.auth {
+            // Only signed statements can be restated: each entry's own statement, plus the
+            // accusation or certificate behind a Suspect or Dead entry.
+            for (idx, e) in self.members.entries() {
+                let Some(h) = auth.held(idx) else { continue };
+                if let Some(own) = &h.own {
+                    dg.push(Message::Update(own.clone()));
+                }
+                match (e.state, &h.accusation, &h.certificate) {
+                    (Some(MemberState::Suspect), Some(a), _) => dg.push(Message::Update(a.clone())),
+                    (Some(MemberState::Dead), _, Some(c)) => {
+                        dg.push(Message::Certificate(c.clone()))
+                    }
+                    _ => {}
+                }
+            }
+            self.stats.syncs_sent += 1;
+            self.emit(to, dg, Fill::Nothing);
+            return;
+        }
         for (idx, e) in self.members.entries() {
             let Some(state) = e.state else { continue };
             let subject = self.roster.id_at(idx);

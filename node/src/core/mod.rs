@@ -40,6 +40,7 @@
 //! # Ok::<(), rumor::core::CoreError>(())
 //! ```
 
+mod authority;
 mod broadcast;
 mod config;
 mod health;
@@ -53,6 +54,7 @@ mod stats;
 mod suspicion;
 pub mod testnet;
 mod time;
+mod witness;
 
 pub use config::{Config, ConfigError};
 pub use machine::{Action, Boot, Core, CoreError};
@@ -61,6 +63,9 @@ pub use roster::Roster;
 pub use rumors::WINDOW as RUMOR_WINDOW;
 pub use stats::Stats;
 pub use time::Millis;
+pub use witness::{Quorum, Tolerance, DEFAULT_WITNESSES};
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_authority;

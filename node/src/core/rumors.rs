@@ -55,6 +55,45 @@ impl RumorLog {
     }
 }
 
+/// A cap on rumors per origin per gossip interval: an admitted member that publishes (or
+/// replays its own old sequence space) faster than gossip can carry is cut at the cap instead of
+/// crowding every other origin out of the broadcast queue. Fixed windows aligned to the
+/// interval; one entry per origin heard in the current window.
+pub(crate) struct OriginCap {
+    cap: u32,
+    window: u64,
+    counts: BTreeMap<MemberId, u32>,
+}
+
+impl OriginCap {
+    pub fn new(cap: u32) -> OriginCap {
+        OriginCap {
+            cap,
+            window: 0,
+            counts: BTreeMap::new(),
+        }
+    }
+
+    /// Whether `origin` is already at its cap in window `window`.
+    pub fn exhausted(&self, origin: MemberId, window: u64) -> bool {
+        window == self.window && self.counts.get(&origin).is_some_and(|c| *c >= self.cap)
+    }
+
+    /// Charges one rumor to `origin`; returns false (and charges nothing) when over the cap.
+    pub fn charge(&mut self, origin: MemberId, window: u64) -> bool {
+        if window != self.window {
+            self.window = window;
+            self.counts.clear();
+        }
+        let c = self.counts.entry(origin).or_insert(0);
+        if *c >= self.cap {
+            return false;
+        }
+        *c += 1;
+        true
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,5 +121,17 @@ mod tests {
         assert!(l.observe(2, 10));
         assert!(l.observe(3, u64::MAX) && !l.observe(3, u64::MAX));
         assert!(l.observe(4, 0) && !l.observe(4, 0));
+    }
+
+    #[test]
+    fn origin_cap_per_window() {
+        let mut c = OriginCap::new(2);
+        assert!(c.charge(1, 5) && c.charge(1, 5));
+        assert!(c.exhausted(1, 5) && !c.charge(1, 5));
+        assert!(!c.exhausted(2, 5) && c.charge(2, 5), "per origin");
+        assert!(
+            !c.exhausted(1, 6) && c.charge(1, 6),
+            "a new window starts afresh"
+        );
     }
 }

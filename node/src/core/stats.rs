@@ -28,6 +28,8 @@ pub struct Stats {
     pub rumors_duplicate: u64,
     /// Rumors whose origin is not on the roster.
     pub rumors_ignored: u64,
+    /// Rumors dropped because their origin reached its cap for the gossip interval.
+    pub rumors_over_cap: u64,
     /// Broadcasts dropped from the bounded queue before their retransmissions were done.
     pub broadcasts_dropped: u64,
     pub gossip_sent: u64,
@@ -35,7 +37,29 @@ pub struct Stats {
     pub syncs_answered: u64,
     /// Sync requests not answered because the same member was answered within a probe interval.
     pub syncs_refused: u64,
-    /// Messages this core does not act on yet (certificates, equivocation proofs) or stray acks.
+    /// Stray acks, and certificates or proofs without the authority layer.
     pub messages_ignored: u64,
+    // The authority layer's counters (zero without it).
+    /// Unsigned statements, or statements by a convicted equivocator.
+    pub statements_refused: u64,
+    /// Accusations at an incarnation the accused never signed.
+    pub accusations_refused: u64,
+    /// Dead votes by members that are not the subject's witnesses.
+    pub votes_refused: u64,
+    pub votes_received: u64,
+    /// Our own votes, and suspicions we did not vote on because the suspect answered our pings.
+    pub votes_cast: u64,
+    pub votes_withheld: u64,
+    pub witness_pings: u64,
+    /// Suspicions that ran out here with no vote of ours to give (we are not a witness).
+    pub suspicions_uncertified: u64,
+    pub certificates_formed: u64,
+    pub certificates_refused: u64,
+    pub deaths_committed: u64,
+    pub equivocators_excluded: u64,
+    pub proofs_refused: u64,
+    /// Proofs too large for one datagram: the equivocator is excluded here only.
+    pub proofs_too_large: u64,
+    pub rumors_excluded: u64,
     pub datagrams_out: u64,
 }

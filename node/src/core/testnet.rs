@@ -30,6 +30,8 @@ pub struct Node {
     pub delivered: Vec<(Millis, MemberId, u64)>,
     /// (time, member, state, incarnation) of each change in this member's view.
     pub changes: Vec<(Millis, MemberId, MemberState, u64)>,
+    /// (time, member) of each equivocator this member excluded.
+    pub excluded: Vec<(Millis, MemberId)>,
 }
 
 struct Flight {
@@ -244,8 +246,14 @@ impl Net {
                 } => self.nodes[id as usize]
                     .changes
                     .push((now, m, state, incarnation)),
+                Action::Excluded(m) => self.nodes[id as usize].excluded.push((now, m)),
             }
         }
+    }
+
+    /// Puts a datagram from `from` (running or not: an adversary) on the wire to `to`.
+    pub fn inject(&mut self, from: MemberId, to: MemberId, messages: Vec<Message>) {
+        self.transmit(from, to, messages);
     }
 
     fn transmit(&mut self, from: MemberId, to: MemberId, messages: Vec<Message>) {
