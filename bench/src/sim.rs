@@ -77,14 +77,14 @@ pub struct Args {
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     probe_interval: Duration,
     /// One-way latency in µs, uniform in MIN,MAX (default: loopback-like).
-    #[arg(long, value_delimiter = ',', num_args = 2, default_values_t = [50u64, 500])]
+    #[arg(long, value_delimiter = ',', default_values_t = [50u64, 500])]
     latency_us: Vec<u64>,
     /// Probability that a datagram is lost.
     #[arg(long, default_value_t = 0.0)]
     loss: f64,
     /// Cut members below FRACTION·n off from the rest from AT to AT + FOR after the publish,
     /// as AT_MS,FOR_MS,FRACTION.
-    #[arg(long, value_delimiter = ',', num_args = 3)]
+    #[arg(long, value_delimiter = ',')]
     partition: Option<Vec<f64>>,
     /// Members crashed when the rumor is published (never its publisher).
     #[arg(long, default_value_t = 0)]
@@ -96,7 +96,7 @@ pub struct Args {
     #[arg(long, default_value_t = 1.0)]
     cpu_budget: f64,
     /// Fixed CPU cost per datagram, RECV_US,SEND_US, instead of the suite's measured model.
-    #[arg(long, value_delimiter = ',', num_args = 2)]
+    #[arg(long, value_delimiter = ',')]
     cost_us: Option<Vec<f64>>,
     /// Take the suite's costs from this report folder's crypto.json and pool.json.
     #[arg(long)]
