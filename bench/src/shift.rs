@@ -195,7 +195,7 @@ pub struct ShiftRow {
 /// A member whose CPU is booked this far ahead (or that shed a datagram) disqualifies the
 /// setting, and its point stops there: its p99 could only exceed this, far above any lossless
 /// setting's, and simulating a backlog that grows without bound costs memory and time.
-const OVERLOAD_LAG: Duration = Duration::from_secs(3);
+pub const OVERLOAD_LAG: Duration = Duration::from_secs(3);
 
 fn overloaded(w: &World) -> bool {
     w.counters.shed > 0 || w.counters.max_lag_us > OVERLOAD_LAG.as_micros() as u64
