@@ -34,6 +34,8 @@ use rumor::control::{self, Delivery, MemberView, Request, Response};
 use rumor::core::{Config, Tolerance};
 use serde::Serialize;
 
+use crate::util::percentile;
+
 /// Members the others join through; never chosen as the crash victim, so a restarted member
 /// always finds a live seed.
 const SEEDS: usize = 3;
@@ -120,6 +122,9 @@ pub struct Args {
     /// The `rumor` binary (default: next to this executable).
     #[arg(long)]
     rumor_bin: Option<PathBuf>,
+    /// Skip the crash, detection and rejoin phases (the shift's real runs measure rumors only).
+    #[arg(long)]
+    no_crash: bool,
     /// Write the results as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -144,7 +149,27 @@ impl Args {
             seed: 1,
             keep_dir: None,
             rumor_bin: None,
+            no_crash: false,
             json: Some(json),
+        }
+    }
+
+    /// A shift point: a 32-member cluster of `suite` at one setting and load, rumors only.
+    pub fn for_shift(
+        suite: Suite,
+        fanout: usize,
+        gossip_interval: Duration,
+        rumors: u32,
+        publish_interval: Duration,
+        json: PathBuf,
+    ) -> Args {
+        Args {
+            fanout,
+            gossip_interval,
+            rumors,
+            publish_interval,
+            no_crash: true,
+            ..Args::for_report(suite, None, json)
         }
     }
 }
@@ -169,7 +194,11 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         }
     };
     // The messages about misses name node logs: keep them.
-    if !report.undelivered.is_empty() || !report.detected || !report.rejoined {
+    let crash_missed = report
+        .crash
+        .as_ref()
+        .is_some_and(|c| !c.detected || !c.rejoined);
+    if !report.undelivered.is_empty() || crash_missed {
         work.keep = true;
     }
     print_table(&report);
@@ -888,16 +917,6 @@ fn parse_cpu_ticks(stat: &str) -> Option<u64> {
     Some(utime + stime)
 }
 
-/// Nearest-rank percentile of sorted values: the smallest value with at least `p`% of the
-/// values at or below it.
-pub(crate) fn percentile(sorted: &[u64], p: f64) -> Option<u64> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    Some(sorted[rank.clamp(1, sorted.len()) - 1])
-}
-
 /// Per-rumor dissemination outcome.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Dissemination {
@@ -1027,6 +1046,18 @@ struct Report {
     net_bytes_per_rumor_per_node: f64,
     net_cpu_s_per_rumor: f64,
     idle: Idle,
+    /// Absent when the run skipped the crash phase (`--no-crash`).
+    #[serde(flatten)]
+    crash: Option<CrashReport>,
+    left_cleanly: usize,
+    killed_at_leave: usize,
+    config: RunSettings,
+    phases_s: Phases,
+}
+
+/// The crash phase's results, as written to JSON.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+struct CrashReport {
     detect_s: f64,
     detect_bound_s: f64,
     /// Whether every live view showed the victim dead within the wait (else `detect_s` is the
@@ -1038,10 +1069,6 @@ struct Report {
     victim: usize,
     victim_incarnation_before: Option<u64>,
     victim_incarnation_after: Option<u64>,
-    left_cleanly: usize,
-    killed_at_leave: usize,
-    config: RunSettings,
-    phases_s: Phases,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -1187,9 +1214,23 @@ fn measure(a: &Args, cfg: &Config, c: &mut Cluster) -> anyhow::Result<Report> {
     let cost = costs(&delta, window, &idle, n, a.rumors);
     tell_dissemination(c, &dis, a.rumors);
 
-    let crash = crash_and_rejoin(c, cfg, &mut rng)?;
-    phases.detect = crash.detect_phase.as_secs_f64();
-    phases.rejoin = crash.rejoin_phase.as_secs_f64();
+    let crash = if a.no_crash {
+        None
+    } else {
+        let crash = crash_and_rejoin(c, cfg, &mut rng)?;
+        phases.detect = crash.detect_phase.as_secs_f64();
+        phases.rejoin = crash.rejoin_phase.as_secs_f64();
+        Some(CrashReport {
+            detect_s: crash.detect.as_secs_f64(),
+            detect_bound_s: cfg.detect_bound(n).as_secs_f64(),
+            detected: crash.detected,
+            rejoin_s: crash.rejoin.as_secs_f64(),
+            rejoined: crash.rejoined,
+            victim: crash.victim,
+            victim_incarnation_before: crash.incarnation_before,
+            victim_incarnation_after: crash.incarnation_after,
+        })
+    };
 
     let (left_cleanly, killed_at_leave) = c.leave_all();
     phases.total = t0.elapsed().as_secs_f64();
@@ -1213,14 +1254,7 @@ fn measure(a: &Args, cfg: &Config, c: &mut Cluster) -> anyhow::Result<Report> {
         net_bytes_per_rumor_per_node: cost.net_bytes,
         net_cpu_s_per_rumor: cost.net_cpu,
         idle,
-        detect_s: crash.detect.as_secs_f64(),
-        detect_bound_s: cfg.detect_bound(n).as_secs_f64(),
-        detected: crash.detected,
-        rejoin_s: crash.rejoin.as_secs_f64(),
-        rejoined: crash.rejoined,
-        victim: crash.victim,
-        victim_incarnation_before: crash.incarnation_before,
-        victim_incarnation_after: crash.incarnation_after,
+        crash,
         left_cleanly,
         killed_at_leave,
         config: settings(a, cfg),
@@ -1451,17 +1485,19 @@ fn print_table(r: &Report) {
         r.cpu_s_per_rumor * 1e3,
         r.net_cpu_s_per_rumor * 1e3
     );
-    println!(
-        "  detect_s / bound                {:>10.2} / {:.2}{}",
-        r.detect_s,
-        r.detect_bound_s,
-        if r.detected { "" } else { " (not detected)" }
-    );
-    println!(
-        "  rejoin_s                        {:>10.2}{}",
-        r.rejoin_s,
-        if r.rejoined { "" } else { " (not rejoined)" }
-    );
+    if let Some(c) = &r.crash {
+        println!(
+            "  detect_s / bound                {:>10.2} / {:.2}{}",
+            c.detect_s,
+            c.detect_bound_s,
+            if c.detected { "" } else { " (not detected)" }
+        );
+        println!(
+            "  rejoin_s                        {:>10.2}{}",
+            c.rejoin_s,
+            if c.rejoined { "" } else { " (not rejoined)" }
+        );
+    }
     println!(
         "  total s                         {:>10.1}",
         r.phases_s.total
@@ -1673,14 +1709,16 @@ mod tests {
             net_bytes_per_rumor_per_node: 1.0,
             net_cpu_s_per_rumor: 1.0,
             idle: Idle::default(),
-            detect_s: 3.0,
-            detect_bound_s: 40.0,
-            detected: true,
-            rejoin_s: 1.0,
-            rejoined: true,
-            victim: 3,
-            victim_incarnation_before: Some(1),
-            victim_incarnation_after: Some(2),
+            crash: Some(CrashReport {
+                detect_s: 3.0,
+                detect_bound_s: 40.0,
+                detected: true,
+                rejoin_s: 1.0,
+                rejoined: true,
+                victim: 3,
+                victim_incarnation_before: Some(1),
+                victim_incarnation_after: Some(2),
+            }),
             left_cleanly: 4,
             killed_at_leave: 0,
             config: settings(&a, &cfg),
@@ -1711,5 +1749,8 @@ mod tests {
         assert_eq!(v["config"]["gossip_interval_ms"], 200);
         assert_eq!(v["config"]["retransmit_limit"], 4);
         assert!(v["phases_s"]["total"].is_number());
+        // Without the crash phase its fields are absent, not zero.
+        let v = serde_json::to_value(&Report { crash: None, ..r }).unwrap();
+        assert!(v.get("detect_s").is_none() && v.get("nodes").is_some());
     }
 }

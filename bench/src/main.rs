@@ -6,12 +6,15 @@ use clap::{Parser, Subcommand};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod attacks;
+mod charts;
 mod cluster;
 mod crypto;
 mod ingest;
 mod pool;
 mod protection;
 mod report;
+mod shift;
+mod sim;
 mod util;
 
 #[derive(Parser)]
@@ -35,6 +38,10 @@ enum Cmd {
     Cluster(cluster::Args),
     /// The node's receive path on loopback, io_uring vs recvmmsg, against raw limits.
     Ingest(ingest::Args),
+    /// Deterministic simulator of N members driving the protocol core on virtual time.
+    Sim(sim::Args),
+    /// The shift: the best fanout and gossip interval per suite under a CPU budget.
+    Shift(shift::Args),
     /// Every adversary against every suite on small loopback clusters: what each suite stops.
     Attacks(attacks::Args),
 }
@@ -46,6 +53,8 @@ fn main() -> anyhow::Result<()> {
         Some(Cmd::Pool(a)) => pool::run(a),
         Some(Cmd::Cluster(a)) => cluster::run(a),
         Some(Cmd::Ingest(a)) => ingest::run(a),
+        Some(Cmd::Sim(a)) => sim::run(a),
+        Some(Cmd::Shift(a)) => shift::run(a),
         Some(Cmd::Attacks(a)) => attacks::run(a),
         None => report_default(),
     }

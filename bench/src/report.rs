@@ -11,7 +11,7 @@ use std::time::Instant;
 use anyhow::Context;
 use serde_json::{json, Value};
 
-use crate::{cluster, crypto, ingest, pool, protection, util};
+use crate::{charts, cluster, crypto, ingest, pool, protection, shift, sim, util};
 
 /// The real 32-member clusters the report runs: the baseline, a shared-key AEAD, per-member
 /// signatures, and signatures with the authority layer (f = 1): (stage, file, suite, f).
@@ -100,12 +100,31 @@ pub fn run() -> anyhow::Result<PathBuf> {
             cluster::run(cluster::Args::for_report(suite, tolerate, p))
         });
     }
+    // The simulator prices datagrams with this run's crypto and pool measurements when it has them.
+    let costs = Some(dir.clone()).filter(|d| d.join("crypto.json").is_file());
+    stage("sim validation", "sim-validation.json", &|p| {
+        let chart = p.with_file_name("sim-validation.svg");
+        sim::run(sim::Args::for_report(p, chart, false, costs.clone()))
+    });
+    stage("shift (simulated)", "shift-sim.json", &|p| {
+        shift::report_sim(&p, false)
+    });
+    stage("shift (real, n = 32)", "shift-real.json", &|p| {
+        shift::report_real(&p)
+    });
+    let shift_rows: Vec<shift::ShiftRow> = ["shift-sim.json", "shift-real.json"]
+        .iter()
+        .filter_map(|f| shift::read(&dir.join(f)).ok())
+        .flatten()
+        .collect();
+    draw_charts(&dir, &shift_rows);
     let results = json!({
         "machine": machine(),
         "stages": stages.iter().map(|s| json!({
             "stage": s.name, "file": s.file, "seconds": s.seconds, "ok": s.ok.is_ok(),
         })).collect::<Vec<_>>(),
         "protection": protection::rows(&dir),
+        "shift": shift_rows,
     });
     util::write_json(&dir.join("results.json"), &results)?;
     let md = render(&dir, &stages);
@@ -113,6 +132,20 @@ pub fn run() -> anyhow::Result<PathBuf> {
         .with_context(|| format!("writing {}", dir.join("REPORT.md").display()))?;
     eprintln!("rumor-bench: done, {}", dir.join("REPORT.md").display());
     Ok(dir)
+}
+
+/// The report's charts; a chart whose data is missing is skipped with a message.
+fn draw_charts(dir: &Path, shift_rows: &[shift::ShiftRow]) {
+    let mut drawn: Vec<anyhow::Result<()>> = Vec::new();
+    if let Some(c) = read(&dir.join("crypto.json")) {
+        drawn.push(charts::cost_per_suite(&dir.join("cost-per-suite.svg"), &c));
+    }
+    if !shift_rows.is_empty() {
+        drawn.push(shift::draw(dir, shift_rows));
+    }
+    for e in drawn.into_iter().filter_map(Result::err) {
+        eprintln!("rumor-bench: chart skipped: {e:#}");
+    }
 }
 
 fn machine() -> String {
@@ -172,8 +205,148 @@ fn render(dir: &Path, stages: &[Stage]) -> String {
     if !clusters.is_empty() {
         cluster_section(&mut md, &clusters);
     }
+    if let Ok(rows) = sim::read_rows(&dir.join("sim-validation.json")) {
+        validation_section(&mut md, &rows);
+    }
+    let sim_rows = shift::read(&dir.join("shift-sim.json")).unwrap_or_default();
+    let real_rows = shift::read(&dir.join("shift-real.json")).unwrap_or_default();
+    if !sim_rows.is_empty() || !real_rows.is_empty() {
+        shift_section(&mut md, &sim_rows, &real_rows);
+    }
+    let svgs: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            let mut v: Vec<String> = d
+                .filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .filter(|f| f.ends_with(".svg"))
+                .collect();
+            v.sort();
+            v
+        })
+        .unwrap_or_default();
+    if !svgs.is_empty() {
+        let _ = writeln!(md, "\n## Charts\n");
+        for f in svgs {
+            let _ = writeln!(md, "![{f}]({f})\n");
+        }
+    }
     protection::section(&mut md, &protection::rows(dir));
     md
+}
+
+fn validation_section(md: &mut String, rows: &[sim::Row]) {
+    let _ = writeln!(
+        md,
+        "\n## Simulator validation (`sim-validation.json`)\n\nThe protocol core on virtual time in the synchronous mode \
+         (aligned rounds, no piggybacking, rumors pushed every round): rounds until every member has one rumor, against \
+         log_(k+1) n + ln n / k, which drops an O(1) term; and SWIM's first detection of a crash, in probe periods, \
+         against e/(e−1) = {:.2}.\n\n| n | fanout | seeds | rounds | formula | ratio | first detection (periods) | delivered |\n|---:|---:|---:|---:|---:|---:|---:|---:|",
+        sim::SWIM_DETECTION_PERIODS
+    );
+    for r in rows {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {:.2} | {:.2} | {:.3} | {} | {:.4} |",
+            r.nodes,
+            r.fanout,
+            r.seeds,
+            r.mean_rounds,
+            r.formula_rounds,
+            r.rounds_over_formula,
+            r.first_detection_periods
+                .map_or("-".into(), |v| format!("{v:.2}")),
+            r.delivered_fraction
+        );
+    }
+}
+
+fn opt_ms(v: Option<f64>) -> String {
+    v.map_or("-".into(), |x| format!("{x:.0}"))
+}
+
+fn shift_section(md: &mut String, sim_rows: &[shift::ShiftRow], real_rows: &[shift::ShiftRow]) {
+    let budget = sim_rows.first().map_or(f64::NAN, |r| r.cpu_budget);
+    let _ = writeln!(
+        md,
+        "\n## The shift (`shift-sim.json`, `shift-real.json`)\n\nFor each suite, the simulator sweeps fanout and gossip \
+         interval under a steady load ({} rumors/s cluster-wide) with every member limited to {:.3} % of a core: the \
+         budget at which Ed25519 at fanout 3 every 200 ms uses {:.0} % of it. The best setting is the one with the lowest \
+         p99 time to full dissemination among those that delivered every rumor to every member with no member \
+         shedding or falling more than {} s behind (one seed per setting: a setting that lost one (member, rumor) pair \
+         to the retransmit limit's designed miss rate is out). CPU is the mean \
+         member's use of its budget at that setting.\n\n| suite | source | n | best fanout | interval ms | p50 ms | p99 ms | CPU at best | CPU at fanout 3 / 200 ms |\n|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        sim_rows.first().map_or(f64::NAN, |r| r.load_rumors_per_s),
+        budget * 100.0,
+        shift::TARGET_UTILISATION * 100.0,
+        shift::OVERLOAD_LAG.as_secs_f64()
+    );
+    let pct = |v: Option<f64>| v.map_or("-".into(), |u| format!("{:.0} %", u * 100.0));
+    for r in sim_rows.iter().chain(real_rows) {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            r.suite,
+            r.source,
+            r.nodes,
+            r.optimal_fanout.map_or("-".into(), |k| k.to_string()),
+            r.optimal_gossip_interval_ms
+                .map_or("-".into(), |g| g.to_string()),
+            opt_ms(r.p50_ms),
+            opt_ms(r.p99_ms),
+            pct(r.utilisation),
+            pct(r.utilisation_at_reference),
+        );
+    }
+    let mut sizes: Vec<u32> = sim_rows.iter().map(|r| r.nodes).collect();
+    sizes.dedup();
+    for n in sizes {
+        let moves: Vec<String> = sim_rows
+            .iter()
+            .filter(|r| r.nodes == n)
+            .map(|r| match (r.optimal_fanout, r.optimal_gossip_interval_ms) {
+                (Some(k), Some(g)) => format!(
+                    "{} fanout {k} every {g} ms (p99 {} ms)",
+                    r.suite,
+                    opt_ms(r.p99_ms)
+                ),
+                _ => format!(
+                    "{} no setting of the grid without loss or overload",
+                    r.suite
+                ),
+            })
+            .collect();
+        let _ = writeln!(
+            md,
+            "\nFinding at n = {n}, suites in order of growing cost under the same budget: {}.",
+            moves.join("; ")
+        );
+    }
+    let real: Vec<&shift::ShiftRow> = real_rows.iter().filter(|r| r.source == "real").collect();
+    if !real.is_empty() {
+        let _ = writeln!(
+            md,
+            "\nReal n = 32 loopback clusters (one process per member, this machine's cores shared by all 32) beside the \
+             simulator's prediction for the same setting, load and per-member share of the cores (targets: p50 within 30 %, \
+             p99 within 50 %):\n\n| suite | fanout | real p50 / p99 ms | simulated p50 / p99 ms | p50 ratio | p99 ratio |\n|---|---:|---|---|---:|---:|"
+        );
+        for r in real {
+            let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
+                (Some(a), Some(b)) if a > 0.0 => format!("{:.2}", b / a),
+                _ => "-".into(),
+            };
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} / {} | {} / {} | {} | {} |",
+                r.suite,
+                r.optimal_fanout.map_or("-".into(), |k| k.to_string()),
+                opt_ms(r.p50_ms),
+                opt_ms(r.p99_ms),
+                opt_ms(r.sim_p50_ms),
+                opt_ms(r.sim_p99_ms),
+                ratio(r.p50_ms, r.sim_p50_ms),
+                ratio(r.p99_ms, r.sim_p99_ms),
+            );
+        }
+    }
 }
 
 fn crypto_section(md: &mut String, c: &Value) {

@@ -43,13 +43,33 @@ pub fn utc_stamp(secs: u64) -> String {
 
 /// Peak resident set size of this process in bytes (`VmHWM` of /proc/self/status), 0 if unknown.
 pub fn peak_rss_bytes() -> u64 {
+    status_kib("VmHWM:") * 1024
+}
+
+/// A `kB` field of /proc/self/status, 0 if unknown.
+fn status_kib(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
-            let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+            let line = s.lines().find(|l| l.starts_with(field))?;
             line.split_whitespace().nth(1)?.parse::<u64>().ok()
         })
-        .map_or(0, |kib| kib * 1024)
+        .unwrap_or(0)
+}
+
+/// Nearest-rank percentile of sorted values: the smallest value with at least `p`% of the
+/// values at or below it; `None` when empty.
+pub fn percentile(sorted: &[u64], p: f64) -> Option<u64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    Some(sorted[rank.clamp(1, sorted.len()) - 1])
+}
+
+/// Current resident set size of this process in bytes (`VmRSS`), 0 if unknown.
+pub fn rss_bytes() -> u64 {
+    status_kib("VmRSS:") * 1024
 }
 
 #[cfg(test)]

@@ -21,6 +21,7 @@ use super::{
     honest_ids, insider_id, outsider_socket, payload_len, say, Adversary, Env, RunFacts, Verdict,
 };
 use crate::cluster::{self, poll_until};
+use crate::util;
 
 /// Statements sent by the spoofer, forger and each sybil identity.
 const STATEMENTS: usize = 20;
@@ -654,7 +655,7 @@ fn flooder(env: &mut Env, facts: RunFacts, admitted: bool) -> anyhow::Result<Ver
         .map_err(|_| anyhow::anyhow!("the flood thread panicked"))?;
     let refused = delta(&refusals(env)?, &before);
     let shed_by = delta(&sums(env, &SHED_REASONS)?, &shed_before);
-    let p99 = |v: &[u64]| cluster::percentile(v, 99.0);
+    let p99 = |v: &[u64]| util::percentile(v, 99.0);
     let (b, f) = (p99(&base), p99(&flooded));
     let ratio = match (b, f) {
         (Some(b), Some(f)) => Some(f as f64 / b.max(1) as f64),

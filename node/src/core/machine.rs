@@ -1343,3 +1343,28 @@ impl Core {
         }
     }
 }
+
+/// A converged start, for drivers of large simulated clusters (the issue 7 simulator): joining
+/// 10,000 members through push-pull would queue every member's Alive in every core's broadcast
+/// queue (gigabytes at that scale) and measure the join storm instead of the protocol at rest.
+impl Core {
+    /// Marks `members` alive at the given incarnations, as if push-pull had delivered them,
+    /// without queueing broadcasts or emitting `MemberChanged` (nothing changed for the driver,
+    /// which booted them). This member itself and ids off the roster are skipped; a statement
+    /// older than what the view holds is ignored. Meant right after [`Core::new`], before any
+    /// other input.
+    pub fn assume_alive(&mut self, members: impl IntoIterator<Item = (MemberId, u64)>) {
+        for (id, incarnation) in members {
+            let Some(idx) = self.roster.index_of(id).filter(|i| *i != self.me) else {
+                continue;
+            };
+            if supersedes(self.members.get(idx), incarnation, MemberState::Alive)
+                && self
+                    .members
+                    .set(idx, self.me, incarnation, MemberState::Alive)
+            {
+                self.prober.insert(idx, &mut self.rng);
+            }
+        }
+    }
+}

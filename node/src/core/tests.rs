@@ -543,3 +543,44 @@ fn synchronous_push_rounds_match_the_rumor_spreading_formula() {
         "mean rounds / formula = {ratio:.2} (formula {formula:.2})"
     );
 }
+
+#[test]
+fn assumed_alive_view_is_full_quiet_and_probes_everyone() {
+    let n = 20u32;
+    let roster = Arc::new(Roster::dense(n));
+    let mut core = Core::new(
+        Config::default(),
+        roster,
+        Boot::from_epoch(3, EPOCH, 9),
+        Millis(0),
+    )
+    .expect("core");
+    let inc = Boot::from_epoch(0, EPOCH, 0).incarnation;
+    core.assume_alive((0..n).map(|id| (id, inc)).chain([(n + 5, inc)]));
+    // An older statement does not roll a member back.
+    core.assume_alive([(4, inc - 1)]);
+    assert_eq!(core.cluster_size(), n as usize);
+    assert_eq!(core.member(4), Some((MemberState::Alive, inc)));
+    assert_eq!(core.broadcast_backlog(), 1, "only our own Alive is queued");
+    // Every ping is answered at once: one pass over the members takes n - 1 probe periods.
+    let mut probed = std::collections::BTreeSet::new();
+    let mut now = Millis(0);
+    let pass = Config::default().probe_interval * n;
+    while now < Millis(0) + pass {
+        now = core.poll_timeout().expect("running").max(now);
+        core.handle_timeout(now);
+        let actions: Vec<Action> = core.drain_actions().collect();
+        for a in actions {
+            assert!(!matches!(a, Action::MemberChanged { .. }), "{a:?}");
+            if let Action::Send { to, messages } = a {
+                for m in messages {
+                    if let Message::Ping { seq } = m {
+                        probed.insert(to);
+                        core.handle_datagram(now, to, [Message::Ack { seq }]);
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(probed.len(), n as usize - 1, "every other member probed");
+}

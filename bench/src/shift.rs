@@ -1,0 +1,755 @@
+//! `rumor-bench shift` (issue 7, part 3): how the cost of authentication moves the best gossip
+//! setting. For each suite (and Ed25519 without dedup and batching), the simulator sweeps fanout
+//! and gossip interval under a steady rumor load and a per-member CPU budget, and keeps the
+//! setting with the lowest p99 time to full dissemination among those that lost nothing.
+//!
+//! The budget is derived, not typed in: a calibration run of Ed25519 at the reference setting
+//! (memberlist's fanout 3 every 200 ms) measures its CPU time per member, and the budget is set
+//! so that it comes to [`TARGET_UTILISATION`] of it. Every suite then gets that same budget, so
+//! cheaper suites have headroom to spend on more fanout or shorter intervals, and Ed25519 has
+//! none: that is the shift. Real loopback clusters of n = 32 (`rumor-bench cluster`, one process
+//! per member on this machine's cores) run a reduced grid beside the simulator's prediction for
+//! the same setting, load and per-member share of the cores ([`real_rows`]).
+//!
+//! Concurrency: grid points run on up to `--threads` threads, each owning its own world; the
+//! real clusters run one at a time.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use bytes::Bytes;
+use codec::{MemberId, Suite};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::sim::{self, CostModel, CpuModel, NetModel, World};
+use crate::{charts, cluster, util};
+
+/// Ed25519's mean CPU use at the reference setting under the load, as a fraction of the budget.
+pub const TARGET_UTILISATION: f64 = 0.65;
+/// memberlist's LAN gossip: fanout 3 every 200 ms.
+const REFERENCE: (usize, u64) = (3, 200);
+/// The sweep of the issue: fanout 1..12, and gossip intervals around memberlist's 200 ms.
+const FANOUTS: std::ops::RangeInclusive<usize> = 1..=12;
+const INTERVALS_MS: [u64; 5] = [50, 100, 200, 400, 800];
+/// `rumor-bench shift` without `--full`.
+const QUICK_FANOUTS: [usize; 6] = [1, 2, 3, 4, 6, 8];
+const QUICK_INTERVALS_MS: [u64; 4] = [100, 200, 400, 800];
+/// The default report's grid (with the reference setting): its time allows about a minute for
+/// the simulated shift.
+const REPORT_FANOUTS: [usize; 4] = [1, 2, 3, 6];
+const REPORT_INTERVALS_MS: [u64; 2] = [200, 400];
+/// Cluster-wide rumors per second: below what gossip at the reference setting can carry
+/// (≈ 10 signed rumors per datagram, 15 datagrams per second, 14–16 sends each), so the CPU, not
+/// the broadcast queue, is what the settings compete for.
+const LOAD_RUMORS_PER_S: f64 = 5.0;
+/// Rumors published per grid point; the p99 of 100 is its second-largest.
+const LOAD_RUMORS: u32 = 100;
+/// After the last publish, how long rumors may take before the point counts as losing them.
+const DRAIN_LIMIT: Duration = Duration::from_secs(30);
+/// Real clusters: members, and the reduced grid they run (a real run takes ≈ 20 s).
+pub const REAL_NODES: u32 = 32;
+const REAL_FANOUTS: [usize; 3] = [1, 3, 6];
+const REAL_INTERVAL_MS: u64 = 200;
+/// The real cluster's load: `rumor-bench cluster`'s report run (30 rumors, one per 100 ms).
+const REAL_RUMORS: u32 = 30;
+const REAL_PUBLISH_INTERVAL: Duration = Duration::from_millis(100);
+
+/// A suite as the shift sees it: the wire suite plus the verifier's two savings.
+#[derive(Clone, Copy, Debug)]
+pub struct Profile {
+    pub name: &'static str,
+    pub suite: Suite,
+    pub dedup: bool,
+    pub batch: bool,
+}
+
+pub const PROFILES: [Profile; 6] = [
+    Profile::plain("none", Suite::None),
+    Profile::plain("hmac-sha256", Suite::HmacSha256),
+    Profile::plain("aes-256-gcm", Suite::Aes256Gcm),
+    Profile::plain("chacha20-poly1305", Suite::ChaCha20Poly1305),
+    Profile::plain("ed25519", Suite::Ed25519),
+    Profile {
+        name: "ed25519-no-dedup-no-batch",
+        suite: Suite::Ed25519,
+        dedup: false,
+        batch: false,
+    },
+];
+
+impl Profile {
+    const fn plain(name: &'static str, suite: Suite) -> Profile {
+        Profile {
+            name,
+            suite,
+            dedup: true,
+            batch: true,
+        }
+    }
+
+    fn costs(&self, from: Option<&Path>) -> anyhow::Result<CostModel> {
+        let mut c = sim::cost_model(self.suite, None, from)?;
+        c.dedup = self.dedup;
+        c.batch = self.batch;
+        Ok(c)
+    }
+}
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The whole grid (fanout 1..12 × 5 intervals) and n = 10,000 as well as 1,000.
+    #[arg(long)]
+    full: bool,
+    /// Also run the real n = 32 loopback clusters beside the simulator (needs the `rumor` binary).
+    #[arg(long)]
+    real: bool,
+    /// Only the real clusters and their simulated predictions, not the n = 1,000 sweep.
+    #[arg(long, requires = "real")]
+    real_only: bool,
+    /// Take the suites' costs from this report folder's crypto.json and pool.json.
+    #[arg(long)]
+    costs_from: Option<PathBuf>,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Threads running grid points side by side (default: the machine's cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Write the results as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Draw `shift.svg` and `latency-vs-fanout.svg` into this folder.
+    #[arg(long)]
+    charts: Option<PathBuf>,
+}
+
+/// Where a grid point sits: cluster size, fanout, gossip interval.
+#[derive(Clone, Copy, Debug)]
+pub struct Setting {
+    pub n: u32,
+    pub fanout: usize,
+    pub interval_ms: u64,
+}
+
+/// The steady load of one grid point.
+#[derive(Clone, Copy, Debug)]
+pub struct Load {
+    pub rumors: u32,
+    pub per_s: f64,
+}
+
+/// One grid point's outcome.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Point {
+    pub fanout: usize,
+    pub gossip_interval_ms: u64,
+    pub p50_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+    pub delivered_fraction: f64,
+    /// Mean and largest CPU use over the load window, as a fraction of the budget (`None`
+    /// where the source does not tell).
+    pub utilisation: Option<f64>,
+    pub utilisation_max: Option<f64>,
+    pub shed: u64,
+    /// The point stopped early: a member fell more than [`OVERLOAD_LAG`] behind or shed.
+    pub overloaded: bool,
+    pub datagrams_per_member_per_s: Option<f64>,
+}
+
+impl Point {
+    /// Not overloaded, no datagram shed, and every rumor at every member.
+    fn lossless(&self) -> bool {
+        !self.overloaded
+            && self.shed == 0
+            && self.delivered_fraction >= 1.0
+            && self.p99_ms.is_some()
+    }
+}
+
+/// One row of the shift: a suite's best setting at one n, from the simulator or a real cluster.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ShiftRow {
+    pub suite: String,
+    pub source: String,
+    pub nodes: u32,
+    pub optimal_fanout: Option<usize>,
+    pub optimal_gossip_interval_ms: Option<u64>,
+    pub p50_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+    pub utilisation: Option<f64>,
+    /// Ed25519-relative load: utilisation at the reference setting (fanout 3, 200 ms).
+    pub utilisation_at_reference: Option<f64>,
+    pub cpu_budget: f64,
+    pub load_rumors_per_s: f64,
+    /// Real rows: the simulator's prediction for the same setting and its ratio to the real run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sim_p50_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sim_p99_ms: Option<f64>,
+    pub grid: Vec<Point>,
+}
+
+/// A member whose CPU is booked this far ahead (or that shed a datagram) disqualifies the
+/// setting, and its point stops there: its p99 could only exceed this, far above any lossless
+/// setting's, and simulating a backlog that grows without bound costs memory and time.
+pub const OVERLOAD_LAG: Duration = Duration::from_secs(3);
+
+fn overloaded(w: &World) -> bool {
+    w.counters.shed > 0 || w.counters.max_lag_us > OVERLOAD_LAG.as_micros() as u64
+}
+
+/// Runs one grid point: a converged cluster, `load.rumors` rumors published by random members as
+/// a Poisson stream of `load.per_s`, then until every member has every rumor or the drain limit.
+pub fn steady(
+    profile: &Profile,
+    costs: &CostModel,
+    at: Setting,
+    budget: f64,
+    load: Load,
+    seed: u64,
+) -> anyhow::Result<Point> {
+    let Setting {
+        n,
+        fanout,
+        interval_ms,
+    } = at;
+    let cfg = sim::core_config(
+        profile.suite,
+        fanout,
+        Duration::from_millis(interval_ms),
+        Duration::from_secs(1),
+        false,
+    )?;
+    let g_us = interval_ms * 1000;
+    let settle = g_us * u64::from(cfg.retransmit_limit(n as usize) + 1);
+    let net = NetModel {
+        latency_us: (50, 500),
+        loss: 0.0,
+        partition: None,
+    };
+    let cpu = CpuModel {
+        costs: costs.clone(),
+        budget,
+        queue_cap: sim::QUEUE_CAP,
+    };
+    let mut w = World::converged(n, cfg, net, cpu, seed)?;
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x6c6f_6164);
+    w.run_until(settle);
+    let start = w.now_us();
+    let busy0 = w.busy_us();
+    let mut keys: Vec<(MemberId, u64)> = Vec::with_capacity(load.rumors as usize);
+    let payload = Bytes::from(vec![0x5a; sim::PAYLOAD_LEN]);
+    let mut t = start as f64;
+    for _ in 0..load.rumors {
+        // Exponential gaps: a Poisson stream of publishes.
+        let gap: f64 = -rng.gen::<f64>().max(f64::MIN_POSITIVE).ln() / load.per_s;
+        t += gap * 1e6;
+        w.run_until(t as u64);
+        let from = rng.gen_range(0..n);
+        if let Some(seq) = w.publish(from, payload.clone()) {
+            keys.push((from, seq));
+        }
+        if overloaded(&w) {
+            break;
+        }
+    }
+    let end_load = w.now_us().max(start + 1);
+    let busy1 = w.busy_us();
+    let deadline = end_load + u64::try_from(DRAIN_LIMIT.as_micros()).unwrap_or(u64::MAX);
+    let everyone = n - 1;
+    let complete = |w: &World| {
+        keys.iter()
+            .all(|k| w.rumors().get(k).is_some_and(|t| t.delivered >= everyone))
+    };
+    while w.now_us() < deadline && !complete(&w) && !overloaded(&w) {
+        w.run_until((w.now_us() + g_us).min(deadline));
+    }
+    let mut lat: Vec<u64> = Vec::new();
+    let mut delivered = 0u64;
+    for k in &keys {
+        if let Some(t) = w.rumors().get(k) {
+            delivered += u64::from(t.delivered.min(everyone));
+            if t.delivered >= everyone {
+                lat.push(t.last_us - t.published_us);
+            }
+        }
+    }
+    lat.sort_unstable();
+    let window = (end_load - start) as f64;
+    let util: Vec<f64> = busy1
+        .iter()
+        .zip(&busy0)
+        .map(|(b1, b0)| (b1 - b0) / window)
+        .collect();
+    // Rumors never published (the point stopped when overloaded) count as lost.
+    let expected = u64::from(load.rumors) * u64::from(everyone);
+    // A percentile is defined only when every rumor reached everyone.
+    let all = lat.len() == load.rumors as usize;
+    let ms = |p| {
+        util::percentile(&lat, p)
+            .filter(|_| all)
+            .map(|us| us as f64 / 1000.0)
+    };
+    Ok(Point {
+        fanout,
+        gossip_interval_ms: interval_ms,
+        p50_ms: ms(50.0),
+        p99_ms: ms(99.0),
+        delivered_fraction: if expected == 0 {
+            0.0
+        } else {
+            delivered as f64 / expected as f64
+        },
+        utilisation: Some(util.iter().sum::<f64>() / f64::from(n)),
+        utilisation_max: Some(util.iter().copied().fold(0.0, f64::max)),
+        shed: w.counters.shed,
+        overloaded: overloaded(&w),
+        datagrams_per_member_per_s: Some(
+            w.counters.sent as f64 / f64::from(n) / (w.now_us().max(1) as f64 / 1e6),
+        ),
+    })
+}
+
+/// The per-member budget at which Ed25519 at the reference setting uses
+/// [`TARGET_UTILISATION`] of it, from one calibration run on a whole core.
+pub fn calibrate_budget(n: u32, load: Load, from: Option<&Path>, seed: u64) -> anyhow::Result<f64> {
+    let ed = PROFILES[4];
+    let costs = ed.costs(from)?;
+    let at = Setting {
+        n,
+        fanout: REFERENCE.0,
+        interval_ms: REFERENCE.1,
+    };
+    let p = steady(&ed, &costs, at, 1.0, load, seed)?;
+    match p.utilisation {
+        Some(u) if u > 0.0 => Ok((u / TARGET_UTILISATION).min(1.0)),
+        _ => bail!("calibration: Ed25519 used no CPU at n = {n}"),
+    }
+}
+
+/// Sweeps `grid` for each profile at `n` with the same budget and load; one row per profile.
+pub fn sweep(
+    n: u32,
+    grid: &[(usize, u64)],
+    budget: f64,
+    load: Load,
+    from: Option<&Path>,
+    seed: u64,
+    threads: usize,
+) -> anyhow::Result<Vec<ShiftRow>> {
+    let mut rows = Vec::new();
+    for profile in PROFILES {
+        let t0 = Instant::now();
+        let costs = profile.costs(from)?;
+        let points = parallel(grid, threads, |&(fanout, interval_ms)| {
+            let at = Setting {
+                n,
+                fanout,
+                interval_ms,
+            };
+            steady(&profile, &costs, at, budget, load, seed)
+        })?;
+        let reference = points
+            .iter()
+            .find(|p| (p.fanout, p.gossip_interval_ms) == REFERENCE)
+            .and_then(|p| p.utilisation);
+        let row = best(profile.name, "sim", n, points, budget, load, reference);
+        eprintln!(
+            "rumor-bench shift: n = {n} {:<26} best fanout {:?} every {:?} ms, p99 {:?} ms, CPU {:.0} % ({:.1} s)",
+            profile.name,
+            row.optimal_fanout,
+            row.optimal_gossip_interval_ms,
+            row.p99_ms.map(|v| v.round()),
+            row.utilisation.unwrap_or(f64::NAN) * 100.0,
+            t0.elapsed().as_secs_f64()
+        );
+        rows.push(row);
+    }
+    Ok(rows)
+}
+
+/// The row of the lossless point with the lowest p99 (ties: lower fanout, then longer interval,
+/// the cheaper setting).
+fn best(
+    suite: &str,
+    source: &'static str,
+    n: u32,
+    grid: Vec<Point>,
+    budget: f64,
+    load: Load,
+    reference: Option<f64>,
+) -> ShiftRow {
+    let opt = grid
+        .iter()
+        .filter(|p| p.lossless())
+        .min_by(|a, b| {
+            let key = |p: &Point| {
+                (
+                    p.p99_ms.unwrap_or(f64::INFINITY),
+                    p.fanout,
+                    u64::MAX - p.gossip_interval_ms,
+                )
+            };
+            let (ka, kb) = (key(a), key(b));
+            ka.0.total_cmp(&kb.0)
+                .then(ka.1.cmp(&kb.1))
+                .then(ka.2.cmp(&kb.2))
+        })
+        .cloned();
+    ShiftRow {
+        suite: suite.into(),
+        source: source.into(),
+        nodes: n,
+        optimal_fanout: opt.as_ref().map(|p| p.fanout),
+        optimal_gossip_interval_ms: opt.as_ref().map(|p| p.gossip_interval_ms),
+        p50_ms: opt.as_ref().and_then(|p| p.p50_ms),
+        p99_ms: opt.as_ref().and_then(|p| p.p99_ms),
+        utilisation: opt.as_ref().and_then(|p| p.utilisation),
+        utilisation_at_reference: reference,
+        cpu_budget: budget,
+        load_rumors_per_s: load.per_s,
+        sim_p50_ms: None,
+        sim_p99_ms: None,
+        grid,
+    }
+}
+
+/// Maps `f` over `items` on up to `threads` threads, results in item order.
+fn parallel<T: Sync, R: Send>(
+    items: &[T],
+    threads: usize,
+    f: impl Fn(&T) -> anyhow::Result<R> + Sync,
+) -> anyhow::Result<Vec<R>> {
+    let threads = threads.clamp(1, items.len().max(1));
+    let f = &f;
+    let mut out: Vec<(usize, R)> = Vec::with_capacity(items.len());
+    let parts: Vec<anyhow::Result<Vec<(usize, R)>>> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..threads)
+            .map(|t| {
+                s.spawn(move || {
+                    (t..items.len())
+                        .step_by(threads)
+                        .map(|i| f(&items[i]).map(|r| (i, r)))
+                        .collect()
+                })
+            })
+            .collect();
+        hs.into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a shift thread panicked")))
+            })
+            .collect()
+    });
+    for p in parts {
+        out.extend(p?);
+    }
+    out.sort_by_key(|(i, _)| *i);
+    Ok(out.into_iter().map(|(_, r)| r).collect())
+}
+
+fn grid(fanouts: &[usize], intervals: &[u64]) -> Vec<(usize, u64)> {
+    fanouts
+        .iter()
+        .flat_map(|&k| intervals.iter().map(move |&g| (k, g)))
+        .collect()
+}
+
+fn default_threads(t: Option<usize>) -> usize {
+    t.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+const LOAD: Load = Load {
+    rumors: LOAD_RUMORS,
+    per_s: LOAD_RUMORS_PER_S,
+};
+
+/// The grid of `rumor-bench shift`: the whole sweep under `--full`, else the quick one.
+fn grid_of(full: bool) -> Vec<(usize, u64)> {
+    if full {
+        grid(&FANOUTS.collect::<Vec<_>>(), &INTERVALS_MS)
+    } else {
+        grid(&QUICK_FANOUTS, &QUICK_INTERVALS_MS)
+    }
+}
+
+/// The simulated shift at each n: calibrate the budget, sweep every profile over `g`.
+pub fn simulate(
+    sizes: &[u32],
+    g: Vec<(usize, u64)>,
+    from: Option<&Path>,
+    seed: u64,
+    threads: usize,
+) -> anyhow::Result<Vec<ShiftRow>> {
+    let mut rows = Vec::new();
+    for &n in sizes {
+        let budget = calibrate_budget(n, LOAD, from, seed)?;
+        eprintln!(
+            "rumor-bench shift: n = {n}: budget {:.3} % of a core per member ({}% Ed25519 at fanout {} / {} ms)",
+            budget * 100.0,
+            TARGET_UTILISATION * 100.0,
+            REFERENCE.0,
+            REFERENCE.1
+        );
+        rows.extend(sweep(n, &g, budget, LOAD, from, seed, threads)?);
+    }
+    Ok(rows)
+}
+
+/// Real n = 32 loopback clusters of `suites` over the reduced real grid, each point beside the
+/// simulator's prediction for the same setting, load and per-member CPU share (this machine's
+/// cores over 32 processes). Returns, per suite, the real row and the simulator's row over the
+/// same grid. Cluster JSON files are kept in `dir`.
+pub fn real_rows(
+    dir: &Path,
+    suites: &[Suite],
+    from: Option<&Path>,
+    seed: u64,
+) -> anyhow::Result<Vec<ShiftRow>> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let budget = (cores / f64::from(REAL_NODES)).min(1.0);
+    let load = Load {
+        rumors: REAL_RUMORS,
+        per_s: 1.0 / REAL_PUBLISH_INTERVAL.as_secs_f64(),
+    };
+    let mut rows = Vec::new();
+    for &suite in suites {
+        let Some(profile) = PROFILES.iter().find(|p| p.suite == suite && p.dedup) else {
+            bail!("no shift profile for suite {suite}");
+        };
+        let costs = profile.costs(from)?;
+        let mut real = Vec::new();
+        let mut simulated = Vec::new();
+        for k in REAL_FANOUTS {
+            let file = dir.join(format!("shift-real-{}-f{k}.json", suite.name()));
+            cluster::run(cluster::Args::for_shift(
+                suite,
+                k,
+                Duration::from_millis(REAL_INTERVAL_MS),
+                REAL_RUMORS,
+                REAL_PUBLISH_INTERVAL,
+                file.clone(),
+            ))
+            .with_context(|| format!("real cluster {suite} fanout {k}"))?;
+            real.push(real_point(&file, k, budget)?);
+            let at = Setting {
+                n: REAL_NODES,
+                fanout: k,
+                interval_ms: REAL_INTERVAL_MS,
+            };
+            simulated.push(steady(profile, &costs, at, budget, load, seed)?);
+        }
+        let mut r = best(profile.name, "real", REAL_NODES, real, budget, load, None);
+        let predicted = r
+            .optimal_fanout
+            .and_then(|k| simulated.iter().find(|p| p.fanout == k));
+        r.sim_p50_ms = predicted.and_then(|p| p.p50_ms);
+        r.sim_p99_ms = predicted.and_then(|p| p.p99_ms);
+        rows.push(r);
+        rows.push(best(
+            profile.name,
+            "sim",
+            REAL_NODES,
+            simulated,
+            budget,
+            load,
+            None,
+        ));
+    }
+    Ok(rows)
+}
+
+/// A grid point from a real cluster's JSON; utilisation as a fraction of `budget` cores.
+fn real_point(file: &Path, fanout: usize, budget: f64) -> anyhow::Result<Point> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let v: Value =
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", file.display()))?;
+    let num = |k: &str| v.get(k).and_then(Value::as_f64);
+    let rumors = num("rumors");
+    let window = v
+        .pointer("/phases_s/rumor_cost_window")
+        .and_then(Value::as_f64);
+    let nodes = num("nodes");
+    let per_s = |x: Option<f64>| Some(x? * rumors? / window?).filter(|v| v.is_finite());
+    Ok(Point {
+        fanout,
+        gossip_interval_ms: REAL_INTERVAL_MS,
+        p50_ms: num("rumor_latency_p50_ms"),
+        p99_ms: num("rumor_latency_p99_ms"),
+        delivered_fraction: num("delivered_fraction").unwrap_or(0.0),
+        // All nodes' CPU seconds over the cost window, per member and budget.
+        utilisation: per_s(num("cpu_s_per_rumor")).and_then(|c| Some(c / nodes? / budget)),
+        utilisation_max: None,
+        shed: 0,
+        overloaded: false,
+        datagrams_per_member_per_s: per_s(num("msgs_per_rumor_per_node")),
+    })
+}
+
+pub fn run(a: Args) -> anyhow::Result<()> {
+    let t0 = Instant::now();
+    let threads = default_threads(a.threads);
+    let sizes: &[u32] = if a.full { &[1000, 10_000] } else { &[1000] };
+    let from = a.costs_from.as_deref();
+    let mut rows = if a.real_only {
+        Vec::new()
+    } else {
+        simulate(sizes, grid_of(a.full), from, a.seed, threads)?
+    };
+    if a.real {
+        let dir = a
+            .json
+            .as_deref()
+            .and_then(Path::parent)
+            .unwrap_or(Path::new("."))
+            .to_path_buf();
+        rows.extend(real_rows(
+            &dir,
+            &[Suite::None, Suite::Aes256Gcm, Suite::Ed25519],
+            from,
+            a.seed,
+        )?);
+    }
+    print_rows(&rows);
+    if let Some(p) = &a.json {
+        write(p, &rows, t0.elapsed())?;
+    }
+    if let Some(dir) = &a.charts {
+        draw(dir, &rows)?;
+    }
+    Ok(())
+}
+
+/// Writes the shift rows as `{"shift": [...]}` with the run's constants.
+pub fn write(path: &Path, rows: &[ShiftRow], wall: Duration) -> anyhow::Result<()> {
+    util::write_json(
+        path,
+        &serde_json::json!({
+            "shift": rows,
+            "target_utilisation": TARGET_UTILISATION,
+            "reference_setting": {"fanout": REFERENCE.0, "gossip_interval_ms": REFERENCE.1},
+            "load_rumors": LOAD_RUMORS,
+            "load_rumors_per_s": LOAD_RUMORS_PER_S,
+            "wall_s": wall.as_secs_f64(),
+        }),
+    )
+}
+
+/// The two shift charts, into `dir`.
+pub fn draw(dir: &Path, rows: &[ShiftRow]) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    charts::latency_vs_fanout(&dir.join("latency-vs-fanout.svg"), rows)?;
+    charts::shift(&dir.join("shift.svg"), rows)
+}
+
+/// The default report's simulated shift: its reduced grid at n = 1,000, or under `full` the
+/// whole grid at n = 1,000 and 10,000.
+pub fn report_sim(path: &Path, full: bool) -> anyhow::Result<()> {
+    let t0 = Instant::now();
+    let sizes: &[u32] = if full { &[1000, 10_000] } else { &[1000] };
+    let from = path.parent();
+    // The report's own crypto and pool runs, when they succeeded, price the datagrams.
+    let from = from.filter(|d| d.join("crypto.json").is_file());
+    let g = if full {
+        grid_of(true)
+    } else {
+        grid(&REPORT_FANOUTS, &REPORT_INTERVALS_MS)
+    };
+    let rows = simulate(sizes, g, from, 1, default_threads(None))?;
+    write(path, &rows, t0.elapsed())
+}
+
+/// The default report's real shift: n = 32 clusters of three suites, each beside the simulator.
+pub fn report_real(path: &Path) -> anyhow::Result<()> {
+    let t0 = Instant::now();
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let from = Some(dir).filter(|d| d.join("crypto.json").is_file());
+    let rows = real_rows(
+        dir,
+        &[Suite::None, Suite::Aes256Gcm, Suite::Ed25519],
+        from,
+        1,
+    )?;
+    write(path, &rows, t0.elapsed())
+}
+
+/// Shift rows from a file [`write`] wrote.
+pub fn read(path: &Path) -> anyhow::Result<Vec<ShiftRow>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let v: Value =
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    serde_json::from_value(v.get("shift").cloned().unwrap_or_default())
+        .with_context(|| format!("shift rows of {}", path.display()))
+}
+
+fn print_rows(rows: &[ShiftRow]) {
+    println!("suite                      source nodes fanout interval_ms   p50_ms   p99_ms  CPU %");
+    let f = |v: Option<f64>| v.map_or("-".to_string(), |x| format!("{x:.0}"));
+    for r in rows {
+        println!(
+            "{:<26} {:<6} {:>5} {:>6} {:>11} {:>8} {:>8} {:>6}",
+            r.suite,
+            r.source,
+            r.nodes,
+            r.optimal_fanout.map_or("-".into(), |k| k.to_string()),
+            r.optimal_gossip_interval_ms
+                .map_or("-".into(), |g| g.to_string()),
+            f(r.p50_ms),
+            f(r.p99_ms),
+            f(r.utilisation.map(|u| u * 100.0)),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SMALL: Load = Load {
+        rumors: 20,
+        per_s: 5.0,
+    };
+
+    #[test]
+    fn authentication_cost_overloads_a_setting_that_is_cheap_without_it() {
+        let at = Setting {
+            n: 30,
+            fanout: 6,
+            interval_ms: 100,
+        };
+        let budget = 0.002;
+        let run = |p: &Profile| {
+            let costs = p.costs(None).expect("costs");
+            steady(p, &costs, at, budget, SMALL, 1).expect("point")
+        };
+        let none = run(&PROFILES[0]);
+        let ed = run(&PROFILES[5]);
+        assert!(none.lossless(), "{none:?}");
+        assert!(!ed.lossless() && ed.overloaded, "{ed:?}");
+        assert!(ed.utilisation > none.utilisation, "{ed:?} vs {none:?}");
+        // The best of the two is the lossless one, whatever its p99.
+        let row = best("x", "sim", 30, vec![ed, none.clone()], budget, SMALL, None);
+        assert_eq!(row.optimal_fanout, Some(none.fanout));
+        assert_eq!(row.p99_ms, none.p99_ms);
+    }
+
+    #[test]
+    fn same_seed_same_point() {
+        let at = Setting {
+            n: 20,
+            fanout: 3,
+            interval_ms: 200,
+        };
+        let p = PROFILES[4];
+        let costs = p.costs(None).expect("costs");
+        let a = steady(&p, &costs, at, 0.05, SMALL, 9).expect("a");
+        let b = steady(&p, &costs, at, 0.05, SMALL, 9).expect("b");
+        assert_eq!(a, b);
+        assert_eq!(a.delivered_fraction, 1.0);
+    }
+}
