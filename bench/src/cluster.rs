@@ -132,13 +132,13 @@ pub struct Args {
 
 impl Args {
     /// The default report's run: a 32-member loopback cluster of `suite`, 30 rumors, with the
-    /// authority layer when `tolerate` is given.
-    pub fn for_report(suite: Suite, tolerate: Option<u32>, json: PathBuf) -> Args {
+    /// authority layer when `tolerate` is given; `quick`: 6 members, 10 rumors.
+    pub fn for_report(suite: Suite, tolerate: Option<u32>, quick: bool, json: PathBuf) -> Args {
         Args {
-            nodes: 32,
+            nodes: if quick { 6 } else { 32 },
             suite,
             fanout: 3,
-            rumors: 30,
+            rumors: if quick { 10 } else { 30 },
             publish_interval: Duration::from_millis(100),
             gossip_interval: Duration::from_millis(200),
             probe_interval: Duration::from_secs(1),
@@ -169,7 +169,7 @@ impl Args {
             rumors,
             publish_interval,
             no_crash: true,
-            ..Args::for_report(suite, None, json)
+            ..Args::for_report(suite, None, false, json)
         }
     }
 }

@@ -41,12 +41,13 @@ pub struct Args {
 }
 
 impl Args {
-    pub fn for_report(json: PathBuf) -> Args {
+    /// The default report's run; `quick`: three short samples per cell (a smoke run).
+    pub fn for_report(json: PathBuf, quick: bool) -> Args {
         Args {
             json: Some(json),
             sizes: vec![64, 1200],
-            samples: 11,
-            sample_ms: 30,
+            samples: if quick { 3 } else { 11 },
+            sample_ms: if quick { 5 } else { 30 },
             suites: vec![],
         }
     }

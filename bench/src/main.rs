@@ -23,9 +23,14 @@ mod util;
     version,
     about = "rumor benchmarks: crypto suites, verification pool, ingest, cluster, simulator"
 )]
+#[command(args_conflicts_with_subcommands = true)]
 struct Cli {
     #[command(subcommand)]
     cmd: Option<Cmd>,
+    /// With no subcommand: the default report (crypto, pool, ingest, clusters, simulator, shift)
+    /// under reports/<UTC timestamp>/.
+    #[command(flatten)]
+    report: report::Args,
 }
 
 #[derive(Subcommand)]
@@ -56,10 +61,6 @@ fn main() -> anyhow::Result<()> {
         Some(Cmd::Sim(a)) => sim::run(a),
         Some(Cmd::Shift(a)) => shift::run(a),
         Some(Cmd::Attacks(a)) => attacks::run(a),
-        None => report_default(),
+        None => report::run(&cli.report).map(|_| ()),
     }
-}
-
-fn report_default() -> anyhow::Result<()> {
-    report::run().map(|_| ())
 }

@@ -97,7 +97,8 @@ pub struct Args {
 
 impl Args {
     /// The default report's run: batch verification, a corpus small enough for ~15 s in all.
-    pub fn for_report(json: PathBuf) -> Args {
+    /// The default report's run; `quick`: a small corpus for a second (a smoke run).
+    pub fn for_report(json: PathBuf, quick: bool) -> Args {
         Args {
             suite: Suite::Ed25519,
             workers: verify_pool::default_workers(),
@@ -109,10 +110,10 @@ impl Args {
             forgers: 1,
             overload: 0.0,
             depth: 8,
-            corpus: 40_000,
+            corpus: if quick { 2_000 } else { 40_000 },
             senders: 256,
             payload: 128,
-            seconds: 10.0,
+            seconds: if quick { 1.0 } else { 10.0 },
             json: Some(json),
         }
     }

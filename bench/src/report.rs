@@ -11,7 +11,7 @@ use std::time::Instant;
 use anyhow::Context;
 use serde_json::{json, Value};
 
-use crate::{charts, cluster, crypto, ingest, pool, protection, shift, sim, util};
+use crate::{attacks, charts, cluster, crypto, ingest, pool, protection, shift, sim, util};
 
 /// The real 32-member clusters the report runs: the baseline, a shared-key AEAD, per-member
 /// signatures, and signatures with the authority layer (f = 1): (stage, file, suite, f).
@@ -60,8 +60,47 @@ fn num(v: &Value, k: &str) -> f64 {
     v.get(k).and_then(Value::as_f64).unwrap_or(f64::NAN)
 }
 
+/// How much the report measures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scale {
+    /// A smoke run of every kind of stage in seconds (a test runs it): small clusters and
+    /// simulations, short samples; no ingest or shift stages.
+    Quick,
+    /// The default: fits 10 minutes on 2 cores.
+    Default,
+    /// Adds the 10,000-member simulations and the whole shift grid.
+    Full,
+}
+
+/// `rumor-bench` with no subcommand.
+#[derive(clap::Args, Debug, Default)]
+pub struct Args {
+    /// A small version of every stage (seconds, not minutes): checks the report end to end.
+    #[arg(long, conflicts_with = "full")]
+    pub quick: bool,
+    /// The whole shift grid and the 10,000-member simulations (far longer than 10 minutes).
+    #[arg(long)]
+    pub full: bool,
+    /// Add the adversary matrix (`rumor-bench attacks`, about 4 minutes): the protection table
+    /// then says what each level stops.
+    #[arg(long)]
+    pub attacks: bool,
+}
+
+impl Args {
+    fn scale(&self) -> Scale {
+        match (self.quick, self.full) {
+            (true, _) => Scale::Quick,
+            (_, true) => Scale::Full,
+            _ => Scale::Default,
+        }
+    }
+}
+
 /// Runs every stage, then renders the report; a failed stage is reported, not fatal.
-pub fn run() -> anyhow::Result<PathBuf> {
+pub fn run(args: &Args) -> anyhow::Result<PathBuf> {
+    let scale = args.scale();
+    let (quick, full) = (scale == Scale::Quick, scale == Scale::Full);
     let dir = util::report_dir()?;
     eprintln!("rumor-bench: writing {}", dir.display());
     let mut stages = Vec::new();
@@ -80,12 +119,12 @@ pub fn run() -> anyhow::Result<PathBuf> {
         });
     };
     stage("crypto", "crypto.json", &|p| {
-        crypto::run(crypto::Args::for_report(p))
+        crypto::run(crypto::Args::for_report(p, quick))
     });
     stage("pool", "pool.json", &|p| {
-        pool::run(pool::Args::for_report(p))
+        pool::run(pool::Args::for_report(p, quick))
     });
-    for l in &protection::LEVELS {
+    for l in protection::LEVELS.iter().filter(|_| !quick) {
         stage(l.name, l.ingest_file, &|p| {
             ingest::run(ingest::Args::live_for_report(
                 l.suite(),
@@ -97,21 +136,28 @@ pub fn run() -> anyhow::Result<PathBuf> {
     }
     for (name, file, suite, tolerate) in CLUSTERS {
         stage(name, file, &|p| {
-            cluster::run(cluster::Args::for_report(suite, tolerate, p))
+            cluster::run(cluster::Args::for_report(suite, tolerate, quick, p))
+        });
+    }
+    if args.attacks {
+        stage("attacks", "attacks.json", &|p| {
+            attacks::run(attacks::Args::for_report(p))
         });
     }
     // The simulator prices datagrams with this run's crypto and pool measurements when it has them.
     let costs = Some(dir.clone()).filter(|d| d.join("crypto.json").is_file());
     stage("sim validation", "sim-validation.json", &|p| {
         let chart = p.with_file_name("sim-validation.svg");
-        sim::run(sim::Args::for_report(p, chart, false, costs.clone()))
+        sim::run(sim::Args::for_report(p, chart, scale, costs.clone()))
     });
-    stage("shift (simulated)", "shift-sim.json", &|p| {
-        shift::report_sim(&p, false)
-    });
-    stage("shift (real, n = 32)", "shift-real.json", &|p| {
-        shift::report_real(&p)
-    });
+    if !quick {
+        stage("shift (simulated)", "shift-sim.json", &|p| {
+            shift::report_sim(&p, full)
+        });
+        stage("shift (real, n = 32)", "shift-real.json", &|p| {
+            shift::report_real(&p)
+        });
+    }
     let shift_rows: Vec<shift::ShiftRow> = ["shift-sim.json", "shift-real.json"]
         .iter()
         .filter_map(|f| shift::read(&dir.join(f)).ok())

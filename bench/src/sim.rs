@@ -33,6 +33,7 @@ use serde::{Deserialize, Serialize};
 pub use cost::CostModel;
 pub use world::{CpuModel, NetModel, Partition, World};
 
+use crate::report::Scale;
 use crate::util;
 
 /// The real cluster's rumor payload (`rumor-bench cluster`), so simulated and real datagrams
@@ -119,13 +120,21 @@ impl Args {
     pub fn for_report(
         json: PathBuf,
         chart: PathBuf,
-        full: bool,
+        scale: Scale,
         costs_from: Option<PathBuf>,
     ) -> Args {
         Args {
-            nodes: if full { vec![1000, 10_000] } else { vec![1000] },
+            nodes: match scale {
+                Scale::Quick => vec![200],
+                Scale::Default => vec![1000],
+                Scale::Full => vec![1000, 10_000],
+            },
             fanout: vec![1, 3],
-            seeds: if full { 20 } else { 10 },
+            seeds: match scale {
+                Scale::Quick => 2,
+                Scale::Default => 10,
+                Scale::Full => 20,
+            },
             seed: 1,
             unlimited_retransmit: true,
             suite: Suite::None,

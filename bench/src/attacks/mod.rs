@@ -196,6 +196,18 @@ pub(crate) struct RunFacts {
     pub(crate) verify_rate: f64,
 }
 
+impl Args {
+    /// The default report's `--attacks` stage: the whole matrix.
+    pub fn for_report(json: PathBuf) -> Args {
+        Args {
+            json: Some(json),
+            suites: None,
+            adversaries: None,
+            rumor_bin: None,
+        }
+    }
+}
+
 pub fn run(a: Args) -> anyhow::Result<()> {
     let bin = cluster::rumor_binary(a.rumor_bin.as_deref())?;
     let cells = select(&a)?;
