@@ -246,7 +246,7 @@ fn raw_opens(
     tag: u32,
     limit: Duration,
     core: Option<core_affinity::CoreId>,
-) -> anyhow::Result<(u64, f64)> {
+) -> anyhow::Result<(u64, f64, Sched)> {
     std::thread::scope(|scope| {
         scope
             .spawn(|| {
@@ -259,6 +259,8 @@ fn raw_opens(
                     .map(|k| PublicKey::from_bytes(*k))
                     .collect::<Result<_, _>>()?;
                 let mut opener = Opener::new(suite, c.ring.clone())?;
+                let me = std::path::Path::new("/proc/thread-self/schedstat");
+                let sched_before = schedstat(me).unwrap_or_default();
                 let start = Instant::now();
                 let mut done = 0u64;
                 // The clock is read once per chunk, so it costs nothing beside a verification.
@@ -287,11 +289,63 @@ fn raw_opens(
                     }
                     done += chunk.len() as u64;
                 }
-                Ok((done, start.elapsed().as_secs_f64()))
+                let elapsed = start.elapsed().as_secs_f64();
+                let sched = schedstat(me).unwrap_or_default().since(sched_before);
+                Ok((done, elapsed, sched))
             })
             .join()
             .map_err(|_| anyhow::anyhow!("raw verification thread panicked"))?
     })
+}
+
+/// CPU time and run-queue wait (runnable while another task held the core) of one thread, from
+/// its `schedstat` file (Linux with schedstats; `None` elsewhere).
+fn schedstat(path: &std::path::Path) -> Option<Sched> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let mut f = text.split_whitespace().map(|x| x.parse::<u64>().ok());
+    Some(Sched {
+        cpu: Duration::from_nanos(f.next()??),
+        wait: Duration::from_nanos(f.next()??),
+    })
+}
+
+/// [`schedstat`] summed over this process's threads named `prefix…` (the pool's workers).
+fn threads_sched(prefix: &str) -> Option<Sched> {
+    let mut sum = Sched::default();
+    for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if comm.starts_with(prefix) {
+            sum = sum + schedstat(&task.path().join("schedstat"))?;
+        }
+    }
+    Some(sum)
+}
+
+/// Where a thread's wall time went: on a core, or waiting for one. A rate that dropped with
+/// the wait grown is the machine's other work, not the code measured.
+#[derive(Clone, Copy, Default, Debug)]
+struct Sched {
+    cpu: Duration,
+    wait: Duration,
+}
+
+impl std::ops::Add for Sched {
+    type Output = Sched;
+    fn add(self, o: Sched) -> Sched {
+        Sched {
+            cpu: self.cpu + o.cpu,
+            wait: self.wait + o.wait,
+        }
+    }
+}
+
+impl Sched {
+    fn since(self, before: Sched) -> Sched {
+        Sched {
+            cpu: self.cpu.saturating_sub(before.cpu),
+            wait: self.wait.saturating_sub(before.wait),
+        }
+    }
 }
 
 /// Corpus indices in stream order (see the module docs).
@@ -374,9 +428,6 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     }
     let tag = codec::cluster_tag(CLUSTER);
     let cores = core_affinity::get_core_ids().unwrap_or_default();
-    if let Some(c) = cores.first() {
-        core_affinity::set_for_current(*c);
-    }
     eprintln!(
         "pool: signing {} datagrams from {} senders ({})",
         a.corpus, a.senders, a.suite
@@ -387,7 +438,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let raw_core = cores.last().copied();
     let raw_chunk = corpus.datagrams.len().div_ceil(SLICES);
     let mut raw_chunks = corpus.datagrams.chunks(raw_chunk).cycle();
-    let mut raw_sum = raw_opens(
+    let (first_ops, first_secs, mut raw_sched) = raw_opens(
         &corpus,
         raw_chunks.next().unwrap_or_default(),
         a.suite,
@@ -395,6 +446,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         limit / SLICES as u32,
         raw_core,
     )?;
+    let mut raw_sum = (first_ops, first_secs);
 
     let defaults = PoolConfig::default();
     let workers = a.workers.max(1);
@@ -428,6 +480,13 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     };
     let (batch_size, queue_capacity) = (cfg.batch_size, cfg.queue_capacity);
     let (mut pool, rx) = Pool::start(cfg, Arc::new(corpus.keys.clone()))?;
+    // The generator takes the first core only now: the pool picks its workers' cores among
+    // those its caller may run on, so a generator pinned before the start put the worker on
+    // the generator's own core (and duplicate-heavy runs, whose generator works ten times as
+    // much per unique datagram, lost the difference from the worker's share of that core).
+    if let Some(c) = cores.first() {
+        core_affinity::set_for_current(*c);
+    }
     let order = stream(&a, corpus.datagrams.len());
     let mut g = Generator {
         corpus: &corpus,
@@ -447,13 +506,19 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         offered_rate: a.overload * capacity_est,
     };
     let (mut pool_time, mut slice_rates) = (Duration::ZERO, Vec::new());
+    let mut worker_sched = Sched::default();
     let per_slice = order.len().div_ceil(SLICES).max(1);
     for end in (per_slice..order.len() + per_slice).step_by(per_slice) {
         if pool_time >= limit {
             break;
         }
+        let before = threads_sched(verify_pool::WORKER_THREAD_PREFIX).unwrap_or_default();
         let (d, settled) = g.slice(&order[..end.min(order.len())], limit)?;
         pool_time += d;
+        worker_sched = worker_sched
+            + threads_sched(verify_pool::WORKER_THREAD_PREFIX)
+                .unwrap_or_default()
+                .since(before);
         let raw_slice = raw_opens(
             &corpus,
             raw_chunks.next().unwrap_or_default(),
@@ -467,15 +532,22 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             raw_slice.0 as f64 / raw_slice.1,
         ));
         raw_sum = (raw_sum.0 + raw_slice.0, raw_sum.1 + raw_slice.1);
+        raw_sched = raw_sched + raw_slice.2;
     }
     pool.shutdown();
     let st = pool.stats();
     eprintln!("pool: slices (pool/s, raw/s): {slice_rates:.0?}");
+    eprintln!(
+        "pool: on a core / waiting for one: workers {:.2?} / {:.2?}, raw {:.2?} / {:.2?}",
+        worker_sched.cpu, worker_sched.wait, raw_sched.cpu, raw_sched.wait
+    );
     let m = Measured {
         raw: raw_sum.0 as f64 / raw_sum.1,
         workers,
         elapsed: pool_time.as_secs_f64().max(1e-9),
         slice_rates,
+        worker_sched,
+        raw_sched,
     };
     report(&a, &corpus, &m, &g, &st)
 }
@@ -582,6 +654,9 @@ struct Measured {
     elapsed: f64,
     /// Per slice: (pool settled/s, raw/s).
     slice_rates: Vec<(f64, f64)>,
+    /// The workers' threads over the pool slices, and the raw thread over the raw slices.
+    worker_sched: Sched,
+    raw_sched: Sched,
 }
 
 fn report(a: &Args, c: &Corpus, m: &Measured, g: &Generator, st: &PoolStats) -> anyhow::Result<()> {
@@ -650,6 +725,13 @@ fn report(a: &Args, c: &Corpus, m: &Measured, g: &Generator, st: &PoolStats) -> 
         ("undelivered", json!(st.undelivered)),
         ("peak_rss_bytes", json!(peak_rss_bytes())),
         ("slices_pool_raw_per_s", json!(m.slice_rates)),
+        ("worker_cpu_s", json!(m.worker_sched.cpu.as_secs_f64())),
+        (
+            "worker_runqueue_wait_s",
+            json!(m.worker_sched.wait.as_secs_f64()),
+        ),
+        ("raw_cpu_s", json!(m.raw_sched.cpu.as_secs_f64())),
+        ("raw_runqueue_wait_s", json!(m.raw_sched.wait.as_secs_f64())),
     ];
     let mut v: serde_json::Map<String, serde_json::Value> = fields
         .into_iter()

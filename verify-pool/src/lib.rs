@@ -60,6 +60,10 @@ use shed::Limiter;
 use stats::{Counters, Histograms};
 use worker::{Job, Waiter, Worker};
 
+/// Worker threads are named this plus their index, so tools (and the benchmark's scheduler
+/// accounting) can find them among a process's threads.
+pub const WORKER_THREAD_PREFIX: &str = "verify-";
+
 /// Datagrams per verification batch by default: ed25519-zebra's per-signature batch cost
 /// flattens between 32 and 128 items (DESIGN.md, limits table); 64 sits in that range while
 /// keeping a failed batch's bisection short (6 levels).
@@ -79,6 +83,8 @@ pub struct PoolConfig {
     /// deterministic simulator, single-core hosts).
     pub workers: usize,
     /// Pin workers to cores, from the last core down, leaving the first for the io thread.
+    /// The cores are those the thread calling [`Pool::start`] may run on: start the pool
+    /// before pinning that thread, or every worker lands on its core.
     pub pin: bool,
     /// Batch verification for `ed25519`; otherwise every datagram is verified alone.
     pub batch: bool,
@@ -231,7 +237,7 @@ impl Pool {
                 .and_then(|c| cores.get(c).copied());
             let tx = tx.clone();
             let t = std::thread::Builder::new()
-                .name(format!("verify-{i}"))
+                .name(format!("{WORKER_THREAD_PREFIX}{i}"))
                 .spawn(move || {
                     if let Some(c) = core {
                         core_affinity::set_for_current(c);

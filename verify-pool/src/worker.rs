@@ -166,6 +166,16 @@ impl Worker {
             .cfg
             .dedup
             .then(|| shared.dedup.lock().unwrap_or_else(|e| e.into_inner()));
+        // One allocation for this batch's verdicts and its waiting twins'.
+        let twins: usize = match dedup.as_ref() {
+            Some(table) => settled
+                .iter()
+                .filter_map(|(d, _, _)| d.as_ref())
+                .map(|d| table.waiting(d))
+                .sum(),
+            None => 0,
+        };
+        out.reserve(settled.len() + twins);
         for (digest, origin, verdict) in settled {
             let ok = verdict.is_ok();
             match &verdict {
@@ -173,19 +183,17 @@ impl Worker {
                 Err(r) if r.error == OpenError::BadAuth => failed += 1,
                 Err(_) => unknown += 1,
             }
-            let waiters = match (digest, dedup.as_mut()) {
-                (Some(d), Some(table)) => table.finish(&d, ok),
-                _ => Vec::new(),
-            };
-            for w in waiters {
-                let outcome = match &verdict {
-                    Ok(_) => Outcome::Duplicate(w.d),
-                    Err(r) => Outcome::Rejected(*r),
-                };
-                out.push(Output {
-                    origin: w.origin,
-                    outcome,
-                    dedup_hit: true,
+            if let (Some(d), Some(table)) = (digest, dedup.as_mut()) {
+                table.finish(&d, ok, |w| {
+                    let outcome = match &verdict {
+                        Ok(_) => Outcome::Duplicate(w.d),
+                        Err(r) => Outcome::Rejected(*r),
+                    };
+                    out.push(Output {
+                        origin: w.origin,
+                        outcome,
+                        dedup_hit: true,
+                    });
                 });
             }
             let outcome = match verdict {
