@@ -1513,7 +1513,7 @@ mod tests {
             origin,
             seq,
             at_ms,
-            digest: String::new(),
+            digest: Default::default(),
         }
     }
 

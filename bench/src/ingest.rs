@@ -568,6 +568,11 @@ fn verify_rate(
 
 /// Runs `f` on a thread pinned to `core`: a baseline measured on the core where the node's
 /// thread for the same work is pinned sees the same contention.
+/// The core the node pins its io thread to.
+fn io_core() -> Option<core_affinity::CoreId> {
+    core_affinity::get_core_ids().and_then(|c| c.first().copied())
+}
+
 fn on_core<T: Send>(
     core: Option<core_affinity::CoreId>,
     f: impl FnOnce() -> anyhow::Result<T> + Send,
@@ -704,6 +709,12 @@ struct Queued {
 }
 
 /// Binds a node socket group, enlarges its buffer to hold every datagram, and queues them.
+///
+/// They are sent from the core the node pins its io thread to (and the bare loops run on), as a
+/// NIC's receive-side scaling steers packets to the core of the thread that reads them: the
+/// kernel then allocates and frees each socket buffer on that one core. Queued from another
+/// core, every free is deferred back to it, where it bills the node's other threads and helps
+/// the bare loops with a second core for nothing.
 fn queue_burst(datagrams: &[Bytes]) -> anyhow::Result<Queued> {
     let len = datagrams.iter().map(Bytes::len).max().unwrap_or(0);
     let need = datagrams.len() as u64 * skb_truesize(len)?;
@@ -719,7 +730,7 @@ fn queue_burst(datagrams: &[Bytes]) -> anyhow::Result<Queued> {
     }
     let tx = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))?;
     tx.connect(addr)?;
-    let secs = send_all(&tx, datagrams)?;
+    let secs = on_core(io_core(), || send_all(&tx, datagrams))?;
     let row = udp_row(sock)?;
     let sent = datagrams.len() as u64;
     Ok(Queued {
@@ -1018,9 +1029,7 @@ fn burst(a: &Args, c: &Cluster, io: IoMode, n: usize) -> anyhow::Result<Burst> {
     node.stop();
     node.wait()?;
     eprintln!("ingest: node done; bare loops");
-    // On the core the node pins its io thread to.
-    let io_core = core_affinity::get_core_ids().and_then(|c| c.first().copied());
-    let (raw, raw_recv_from) = on_core(io_core, || {
+    let (raw, raw_recv_from) = on_core(io_core(), || {
         Ok((
             raw_driver(io, &corpus.datagrams, buf_size)?,
             raw_recv_from(&corpus.datagrams, buf_size)?,

@@ -138,7 +138,8 @@ pub struct RunOptions {
     /// I/O threads (one per core by default).
     #[arg(long)]
     pub io_threads: Option<usize>,
-    /// Signature-verification threads.
+    /// Signature-verification threads (suites with hop signatures; the others verify on the
+    /// io threads).
     #[arg(long)]
     pub verify_threads: Option<usize>,
     /// Largest datagram sent, in bytes.

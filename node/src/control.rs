@@ -58,15 +58,38 @@ pub struct Delivery {
     pub origin: u32,
     pub seq: u64,
     pub at_ms: u64,
-    /// First 8 bytes of the payload's SHA-256, hex: tells two stories under one (origin, seq)
-    /// apart without shipping payloads.
     #[serde(default)]
-    pub digest: String,
+    pub digest: PayloadDigest,
+}
+
+/// First 8 bytes of a payload's SHA-256: tells two stories under one (origin, seq) apart
+/// without shipping payloads. Bytes on the core thread, which records one per delivered rumor;
+/// hex on the control socket.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PayloadDigest(pub [u8; 8]);
+
+impl Serialize for PayloadDigest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for PayloadDigest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        let mut out = [0u8; 8];
+        hex::decode_to_slice(&text, &mut out).map_err(|e| {
+            serde::de::Error::custom(format!("payload digest {text:?}: {e} (want 16 hex digits)"))
+        })?;
+        Ok(PayloadDigest(out))
+    }
 }
 
 /// The `digest` of a delivered payload.
-pub fn payload_digest(payload: &[u8]) -> String {
-    hex::encode(&ring::digest::digest(&ring::digest::SHA256, payload).as_ref()[..8])
+pub fn payload_digest(payload: &[u8]) -> PayloadDigest {
+    let mut out = [0u8; 8];
+    out.copy_from_slice(&ring::digest::digest(&ring::digest::SHA256, payload).as_ref()[..8]);
+    PayloadDigest(out)
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -144,6 +144,7 @@ impl Node {
             per_second: cfg.sender_rate,
             burst: cfg.sender_rate,
         };
+        let signed_hops = id.suite.hop() == codec::suite::HopAuth::Signature;
         let pool_cfg = PoolConfig {
             suite: id.suite,
             cluster_tag: tag,
@@ -151,7 +152,9 @@ impl Node {
             workers: cfg.verify_threads,
             pin: cfg.pin,
             batch: cfg.batch_verify,
-            dedup: id.suite.hop() == codec::suite::HopAuth::Signature,
+            dedup: signed_hops,
+            // Without hop signatures the check is cheaper than a handoff to a worker thread.
+            verify_on_ingress: !signed_hops,
             sender_limit: limit,
             // One member's budget per source address: members have addresses of their own, so
             // a source that claims many ids (an outsider forging them) gets no more signature

@@ -3,21 +3,27 @@
 //! push. Every datagram gets an immediate [`Admit`], so the caller always learns what was shed
 //! and why.
 //!
-//! Concurrency: one `Ingress` per io thread (`&mut self`, its own key cache and buckets); the
-//! dedup table is locked once per [`Ingress::submit`] call, the queue is lock-free.
+//! With [`PoolConfig::verify_on_ingress`](crate::PoolConfig::verify_on_ingress) the io thread
+//! also verifies what it admitted and hands the verdicts straight to the consumer: no queue and
+//! no worker thread sit between them.
+//!
+//! Concurrency: one `Ingress` per io thread (`&mut self`, its own key cache, buckets and, when
+//! verifying on ingress, its own worker); the dedup table is locked once per
+//! [`Ingress::submit`] call, the queue is lock-free.
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use codec::{Unverified, WireError};
+use crossbeam::channel::Sender;
 
 use crate::dedup::{digest, Digest, Seen};
 use crate::keys::KeyCache;
 use crate::shed::{heavy, Limiter, ShedReason, PRESSURE};
 use crate::stats::Counters;
-use crate::worker::{Job, Waiter};
+use crate::worker::{Job, Output, Waiter, Worker};
 use crate::Shared;
 
 /// A received datagram: its buffer (moved, never copied) and the address it came from.
@@ -30,7 +36,8 @@ pub struct Datagram {
 /// What the pool did with a submitted datagram.
 #[derive(Debug)]
 pub enum Admit {
-    /// Queued for verification; its verdict comes from a worker.
+    /// Queued for verification (verifying on ingress: verified and handed on); its verdict
+    /// comes on the verdict channel.
     Queued,
     /// An identical datagram is in flight; this copy's verdict comes with it (`dedup_hit`).
     Waiting,
@@ -51,18 +58,55 @@ struct Candidate {
     sender_fill: f64,
 }
 
+/// How long an io thread verifying on ingress waits for room in a full verdict channel before
+/// it sheds the batch: well above the time the consumer takes to apply one (tens of µs to a
+/// ms), well below any protocol timer.
+pub(crate) const ROOM_WAIT: Duration = Duration::from_millis(10);
+
+/// Verification on the io thread: its own worker, and the consumer's verdict channel, whose
+/// room stands in for the queue's.
+///
+/// A full channel means the consumer, not verification, is the bottleneck. Then the io thread
+/// waits for room instead of shedding at once: shedding would spend the cores on receiving and
+/// discarding (receive livelock) while the consumer starves for them, whereas a waiting io
+/// thread leaves the excess in the socket buffer, where the kernel drops it for free (counted
+/// as kernel drops) if the overload lasts. What admission and the per-sender and per-address
+/// buckets refuse is still shed first, and they keep the senders fair; the queue-pressure
+/// shedding (duplicates, heavy senders) does not apply, since no queue of verification work
+/// builds up here.
+pub(crate) struct OnIngress {
+    pub worker: Worker,
+    pub tx: Sender<Vec<Output>>,
+}
+
+impl OnIngress {
+    /// Verifies `jobs` and hands the verdicts on; false if they were shed for lack of room.
+    fn verify(&mut self, jobs: Vec<Job>, now: Instant) -> bool {
+        let mut out = Vec::with_capacity(jobs.len());
+        self.worker.verify(jobs, now, &mut out);
+        out.is_empty() || self.tx.send_timeout(out, ROOM_WAIT).is_ok()
+    }
+}
+
 pub struct Ingress {
     shared: Arc<Shared>,
     keys: KeyCache,
     limiter: Limiter,
+    on_ingress: Option<OnIngress>,
 }
 
 impl Ingress {
-    pub(crate) fn new(shared: Arc<Shared>, keys: KeyCache, limiter: Limiter) -> Ingress {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        keys: KeyCache,
+        limiter: Limiter,
+        on_ingress: Option<OnIngress>,
+    ) -> Ingress {
         Ingress {
             shared,
             keys,
             limiter,
+            on_ingress,
         }
     }
 
@@ -129,10 +173,16 @@ impl Ingress {
         Counters::add(&counters.key_hits, self.keys.hits - hits);
         Counters::add(&counters.key_misses, self.keys.misses - misses);
 
-        let fill = queue.len() as f64 / queue.capacity() as f64;
+        let (fill, granted) = match &self.on_ingress {
+            Some(_) => (0.0, candidates.len()),
+            None => (
+                queue.len() as f64 / queue.capacity() as f64,
+                queue.reserve(candidates.len()),
+            ),
+        };
         let pressured = fill > PRESSURE;
-        let granted = queue.reserve(candidates.len());
         let mut jobs = Vec::with_capacity(granted);
+        let mut jobs_at = Vec::with_capacity(granted);
         let (mut hits, mut waits, mut misses) = (0, 0, 0);
         let mut dedup = cfg
             .dedup
@@ -182,6 +232,7 @@ impl Ingress {
                 }
                 Seen::New => {
                     misses += 1;
+                    jobs_at.push(c.at);
                     jobs.push(Job {
                         d: c.d,
                         digest: c.digest,
@@ -196,10 +247,20 @@ impl Ingress {
             }
         }
         drop(dedup);
-        queue.unreserve(granted - jobs.len());
-        while !jobs.is_empty() {
-            let rest = jobs.split_off(jobs.len().min(cfg.batch_size));
-            queue.push_reserved(std::mem::replace(&mut jobs, rest), now);
+        if let Some(v) = &mut self.on_ingress {
+            if !v.verify(jobs, now) {
+                let r = ShedReason::QueueFull;
+                shed[r.index()] += jobs_at.len() as u64;
+                for at in jobs_at {
+                    admits[at] = Admit::Shed(r);
+                }
+            }
+        } else {
+            queue.unreserve(granted - jobs.len());
+            while !jobs.is_empty() {
+                let rest = jobs.split_off(jobs.len().min(cfg.batch_size));
+                queue.push_reserved(std::mem::replace(&mut jobs, rest), now);
+            }
         }
 
         Counters::add(&counters.dedup_hits, hits);

@@ -151,15 +151,23 @@ impl Worker {
         }
         Counters::add(&counters.popped_batches, batches);
         Counters::add(&counters.popped_items, jobs.len() as u64);
+        self.verify(jobs, popped, out);
+        true
+    }
 
+    /// Verifies `jobs`, taken up at `now`, settles the dedup table and appends their verdicts
+    /// (and those of waiting twins) to `out`.
+    pub fn verify(&mut self, jobs: Vec<Job>, now: Instant, out: &mut Vec<Output>) {
+        let shared = Arc::clone(&self.shared);
+        let counters = &shared.counters;
         self.keys.refresh();
         let (hits, misses) = (self.keys.hits, self.keys.misses);
         let mut tally = Tally::default();
-        let settled = self.settle(jobs, popped, &mut tally);
+        let settled = self.settle(jobs, now, &mut tally);
         Counters::add(&counters.key_hits, self.keys.hits - hits);
         Counters::add(&counters.key_misses, self.keys.misses - misses);
         counters.add_tally(&tally);
-        Histograms::record(&shared.hist.verify_batch_us, popped.elapsed(), 1);
+        Histograms::record(&shared.hist.verify_batch_us, now.elapsed(), 1);
 
         let (mut verified, mut failed, mut unknown) = (0, 0, 0);
         let mut dedup = shared
@@ -210,7 +218,6 @@ impl Worker {
         Counters::add(&counters.verified, verified);
         Counters::add(&counters.failed, failed);
         Counters::add(&counters.unknown_at_worker, unknown);
-        true
     }
 
     /// Verdicts for `jobs`: unknown senders refused, quarantined suspects and non-batchable

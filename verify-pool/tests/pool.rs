@@ -429,3 +429,48 @@ fn after_shutdown_everything_is_shed() {
     let admits = ing.submit([dg(&roster.seal(0))], Instant::now());
     assert!(matches!(admits[..], [Admit::Shed(ShedReason::QueueFull)]));
 }
+
+#[test]
+fn verifying_on_ingress_hands_verdicts_on_and_waits_then_sheds_when_full() {
+    let mut roster = Roster::new(8);
+    let cfg = PoolConfig {
+        verify_on_ingress: true,
+        output_batches: 2,
+        ..inline_config()
+    };
+    let (pool, rx) = Pool::start(cfg, roster.source()).expect("pool");
+    let mut ing = pool.ingress().expect("ingress");
+    let chunks: Vec<Vec<Bytes>> = (0..3)
+        .map(|c| {
+            (0..64u32)
+                .map(|i| match roster.seal(i % 8) {
+                    b if c == 0 && i == 5 => forge(&b),
+                    b => b,
+                })
+                .collect()
+        })
+        .collect();
+    // Two batches fit the consumer's channel; the third waits for room, finds none, and is
+    // shed, each datagram told so.
+    for (c, chunk) in chunks.iter().enumerate() {
+        let admits = ing.submit(chunk.iter().map(dg), Instant::now());
+        let want_queued = c < 2;
+        assert!(admits.iter().all(|a| match a {
+            Admit::Queued => want_queued,
+            Admit::Shed(ShedReason::QueueFull) => !want_queued,
+            _ => false,
+        }));
+    }
+    let got: Vec<Output> = rx.try_iter().flatten().collect();
+    assert_eq!(got.len(), 128);
+    for b in chunks[..2].iter().flatten() {
+        let o = got.iter().find(|o| id(o) == header_id(b)).expect("verdict");
+        assert_eq!(o.accepted(), id(o) != header_id(&chunks[0][5]));
+    }
+    let st = pool.stats();
+    // The shed batch was verified before the wait: for the suites this mode is for, checking
+    // costs less than finding out.
+    assert_eq!((st.verified, st.failed), (191, 1));
+    assert_eq!(st.shed_by(ShedReason::QueueFull), 64);
+    assert_eq!(st.popped_batches, 0, "no worker ran");
+}

@@ -565,10 +565,10 @@ fn equivocator(env: &mut Env) -> anyhow::Result<Verdict> {
         }
     }
     std::thread::sleep(env.drain() + COUNTER_SETTLE);
-    let mut stories: HashMap<u64, HashSet<String>> = HashMap::new();
+    let mut stories: HashMap<u64, HashSet<rumor::control::PayloadDigest>> = HashMap::new();
     for (_, ds) in env.deliveries(since)? {
         for d in ds.iter().filter(|d| d.origin == insider_id()) {
-            stories.entry(d.seq).or_default().insert(d.digest.clone());
+            stories.entry(d.seq).or_default().insert(d.digest);
         }
     }
     let conflicting = stories.values().filter(|s| s.len() > 1).count();

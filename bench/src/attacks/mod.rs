@@ -403,7 +403,7 @@ pub(crate) struct Env {
     pub(crate) sc: SuiteCell,
     pub(crate) addrs: Vec<SocketAddr>,
     /// Every (origin, seq, digest) an honest node published in this cell.
-    pub(crate) published: HashSet<(MemberId, u64, String)>,
+    pub(crate) published: HashSet<(MemberId, u64, rumor::control::PayloadDigest)>,
     pub(crate) rng: StdRng,
     responder: Option<JoinHandle<()>>,
     // Dropped last: the nodes' files outlive the processes.
@@ -531,11 +531,7 @@ impl Env {
         for (node, ds) in self.deliveries(since_ms)? {
             for d in ds {
                 let honest_origin = (d.origin as usize) < HONEST;
-                if honest_origin
-                    && !self
-                        .published
-                        .contains(&(d.origin, d.seq, d.digest.clone()))
-                {
+                if honest_origin && !self.published.contains(&(d.origin, d.seq, d.digest)) {
                     out.push(ForgedDelivery {
                         at_node: node,
                         origin: d.origin,
@@ -587,7 +583,7 @@ pub(crate) struct ForgedDelivery {
     pub(crate) at_node: usize,
     pub(crate) origin: MemberId,
     pub(crate) seq: u64,
-    pub(crate) digest: String,
+    pub(crate) digest: rumor::control::PayloadDigest,
 }
 
 /// The insider's roster id: the one after the honest nodes'.

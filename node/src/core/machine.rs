@@ -1335,7 +1335,7 @@ impl Core {
         if from_queue {
             let limits = self.retransmit_limits();
             let (packet, out) = dg.last();
-            self.broadcasts.fill(packet, out, limits);
+            self.broadcasts.fill(packet, out, limits, to);
         }
         for messages in dg.finish() {
             self.stats.datagrams_out += 1;

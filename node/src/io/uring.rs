@@ -72,6 +72,9 @@ pub struct UringRx {
     armed: bool,
     truncated: u64,
     rearms: u64,
+    /// One call's completions and the buffer ids to hand back, kept between calls.
+    cq: Vec<(i32, u32)>,
+    refilled: Vec<u16>,
 }
 
 // SAFETY: the raw pointers (ring memory, msghdr) are owned by this struct and only used by the
@@ -112,6 +115,8 @@ impl UringRx {
             armed: false,
             truncated: 0,
             rearms: 0,
+            cq: Vec::with_capacity(super::mmsg::BATCH),
+            refilled: Vec::with_capacity(super::mmsg::BATCH),
         };
         for bid in 0..RING_BUFFERS {
             rx.publish(bid);
@@ -205,16 +210,18 @@ impl UringRx {
             }
         }
         let mut got = 0;
-        let mut refilled = Vec::new();
+        self.refilled.clear();
+        self.cq.clear();
         // At most one batch per call: the rest waits in the completion queue, and the pool's
         // queue gets batches it can take instead of one burst it must shed.
-        let cq: Vec<(i32, u32)> = self
-            .ring
-            .completion()
-            .take(super::mmsg::BATCH)
-            .map(|c| (c.result(), c.flags()))
-            .collect();
-        for (res, flags) in cq {
+        self.cq.extend(
+            self.ring
+                .completion()
+                .take(super::mmsg::BATCH)
+                .map(|c| (c.result(), c.flags())),
+        );
+        for i in 0..self.cq.len() {
+            let (res, flags) = self.cq[i];
             if !cqueue::more(flags) {
                 self.armed = false;
             }
@@ -232,7 +239,7 @@ impl UringRx {
             }
             let len = res as usize;
             let mut buf = std::mem::replace(&mut self.slots[usize::from(bid)], self.carver.carve());
-            refilled.push(bid);
+            self.refilled.push(bid);
             if len > buf.capacity() {
                 continue;
             }
@@ -275,8 +282,8 @@ impl UringRx {
             out.push(Datagram { from, buf });
             got += 1;
         }
-        for bid in refilled {
-            self.publish(bid);
+        for i in 0..self.refilled.len() {
+            self.publish(self.refilled[i]);
         }
         self.commit_tail();
         Ok(got)
