@@ -47,6 +47,10 @@ const GAUGE_PERIOD: Duration = Duration::from_millis(250);
 /// How long the core thread keeps applying queued verdict batches before it runs timers and
 /// sends: far below any protocol timer (the shortest, a probe timeout, is hundreds of ms).
 const DRAIN_FOR: Duration = Duration::from_millis(1);
+/// Verdict batches between an io thread that verifies on ingress and the core thread. There
+/// the socket buffer is the real queue; a short channel keeps the datagrams in flight, and the
+/// receive buffers they hold, few enough to stay in cache.
+const ON_INGRESS_BATCHES: usize = 16;
 /// After a leave, time to let the Left statement go out before exiting.
 const LEAVE_GRACE: Duration = Duration::from_millis(600);
 
@@ -145,6 +149,7 @@ impl Node {
             burst: cfg.sender_rate,
         };
         let signed_hops = id.suite.hop() == codec::suite::HopAuth::Signature;
+        let defaults = PoolConfig::default();
         let pool_cfg = PoolConfig {
             suite: id.suite,
             cluster_tag: tag,
@@ -155,13 +160,17 @@ impl Node {
             dedup: signed_hops,
             // Without hop signatures the check is cheaper than a handoff to a worker thread.
             verify_on_ingress: !signed_hops,
+            output_batches: match signed_hops {
+                true => defaults.output_batches,
+                false => ON_INGRESS_BATCHES,
+            },
             sender_limit: limit,
             // One member's budget per source address: members have addresses of their own, so
             // a source that claims many ids (an outsider forging them) gets no more signature
             // checks than one member would. A fleet behind one NAT address shares it: raise
             // --sender-rate there.
             origin_limit: limit,
-            ..PoolConfig::default()
+            ..defaults
         };
         let (mut pool, verdicts) =
             Pool::start(pool_cfg, Arc::new(RosterKeys(Arc::clone(&id.roster))))

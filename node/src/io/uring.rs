@@ -101,7 +101,10 @@ impl UringRx {
         };
         // SAFETY: all-zero is a valid msghdr; we set the two lengths the kernel reads.
         let mut msghdr: Box<libc::msghdr> = Box::new(unsafe { std::mem::zeroed() });
-        msghdr.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        // Room for an IPv6 address (IPv4 fits too), not a whole sockaddr_storage: the payload
+        // follows the name in each buffer, and every byte before it is another cache line the
+        // kernel's copy touches per datagram.
+        msghdr.msg_namelen = std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t;
         let mut carver = Carver::new(buf_size + OUT_HEADER + msghdr.msg_namelen as usize);
         let slots = (0..RING_BUFFERS).map(|_| carver.carve()).collect();
         let mut rx = UringRx {
