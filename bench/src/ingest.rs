@@ -162,7 +162,7 @@ impl Args {
         json: PathBuf,
     ) -> Args {
         Args {
-            io: Io::Mmsg,
+            io: default_driver(),
             suite,
             mode: Mode::Live,
             datagrams: None,
@@ -265,6 +265,17 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         write_json(p, &out)?;
     }
     Ok(())
+}
+
+/// The driver `rumor run` uses by default (`--io auto`): io_uring where it can be set up.
+fn default_driver() -> Io {
+    let ring = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))
+        .ok()
+        .and_then(|s| UringRx::new(s, rumor::io::buffer_size(codec::DEFAULT_MTU)).ok());
+    match ring {
+        Some(_) => Io::Uring,
+        None => Io::Mmsg,
+    }
 }
 
 fn driver_name(io: IoMode) -> &'static str {

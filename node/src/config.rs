@@ -55,10 +55,12 @@ impl Protection {
 }
 
 /// The default I/O method is the one the ingest benchmark measured faster on this class of
-/// machine: in burst runs on the 2-core VM, io_uring accepted 0.77–1.34 × what recvmmsg did,
-/// and less in four runs of five (`rumor-bench ingest --mode burst --io both`). Re-measure on
-/// your hardware; `--io auto` prefers io_uring.
-pub const DEFAULT_IO: IoMode = IoMode::Mmsg;
+/// machine (`rumor-bench ingest --mode burst --io both`): on the 2-core VM io_uring accepted
+/// 1.06–1.35 × what recvmmsg did in every burst run since verification of unsigned hops moved
+/// onto the io thread (before, 0.77–1.34 ×, and less in four runs of five, when recvmmsg was
+/// the default). `auto` falls back to recvmmsg, saying so in one line, where io_uring cannot be
+/// set up. Re-measure on your hardware.
+pub const DEFAULT_IO: IoMode = IoMode::Auto;
 
 /// The authority layer's default cap on rumors per origin per gossip interval: 250 rumors/s at
 /// the default 200 ms interval, an order of magnitude above what one member publishes in the

@@ -47,10 +47,6 @@ const GAUGE_PERIOD: Duration = Duration::from_millis(250);
 /// How long the core thread keeps applying queued verdict batches before it runs timers and
 /// sends: far below any protocol timer (the shortest, a probe timeout, is hundreds of ms).
 const DRAIN_FOR: Duration = Duration::from_millis(1);
-/// Verdict batches between an io thread that verifies on ingress and the core thread. There
-/// the socket buffer is the real queue; a short channel keeps the datagrams in flight, and the
-/// receive buffers they hold, few enough to stay in cache.
-const ON_INGRESS_BATCHES: usize = 16;
 /// After a leave, time to let the Left statement go out before exiting.
 const LEAVE_GRACE: Duration = Duration::from_millis(600);
 
@@ -62,6 +58,11 @@ struct RosterKeys(Arc<codec::Roster>);
 impl KeySource for RosterKeys {
     fn key_bytes(&self, member: MemberId) -> Option<[u8; ed25519::PUBLIC_KEY_LEN]> {
         codec::MemberKeys::public_key(&*self.0, member).map(|k| k.to_bytes())
+    }
+
+    /// The roster refused inadmissible keys when it was loaded.
+    fn admitted_key(&self, member: MemberId) -> Option<codec::PublicKey> {
+        codec::MemberKeys::public_key(&*self.0, member).copied()
     }
 }
 
@@ -149,7 +150,6 @@ impl Node {
             burst: cfg.sender_rate,
         };
         let signed_hops = id.suite.hop() == codec::suite::HopAuth::Signature;
-        let defaults = PoolConfig::default();
         let pool_cfg = PoolConfig {
             suite: id.suite,
             cluster_tag: tag,
@@ -160,17 +160,13 @@ impl Node {
             dedup: signed_hops,
             // Without hop signatures the check is cheaper than a handoff to a worker thread.
             verify_on_ingress: !signed_hops,
-            output_batches: match signed_hops {
-                true => defaults.output_batches,
-                false => ON_INGRESS_BATCHES,
-            },
             sender_limit: limit,
             // One member's budget per source address: members have addresses of their own, so
             // a source that claims many ids (an outsider forging them) gets no more signature
             // checks than one member would. A fleet behind one NAT address shares it: raise
             // --sender-rate there.
             origin_limit: limit,
-            ..defaults
+            ..PoolConfig::default()
         };
         let (mut pool, verdicts) =
             Pool::start(pool_cfg, Arc::new(RosterKeys(Arc::clone(&id.roster))))
@@ -181,6 +177,23 @@ impl Node {
         } else {
             Vec::new()
         };
+        // Verifying on the io threads, no worker takes the cores past theirs: the core thread
+        // gets the first such core to itself rather than meeting an io thread on one.
+        let core_thread_core = cores.get(rxs.len()).copied().filter(|_| !signed_hops);
+        let (ctl_tx, ctl_rx) = channel::bounded::<ControlMsg>(64);
+        serve_control(&cfg.control, ctl_tx)?;
+        if let Some(addr) = cfg.metrics_addr {
+            serve_metrics(addr, Arc::clone(&metrics))?;
+        }
+        tracing::info!(member = id.member, %bound, suite = %id.suite, epoch = id.epoch.current(), io = ?cfg.io, "node running");
+        // Sends go out the way receives come in: io_uring if the receivers got it, else sendmmsg.
+        let tx: Box<dyn Transmitter + Send> = match uses_uring {
+            true => Box::new(UringTx::new(send_sock).context("io_uring send ring")?),
+            false => Box::new(MmsgTx::new(send_sock)),
+        };
+        let mut core_loop = CoreLoop::new(&cfg, &mut id, bound, tx, Arc::clone(&metrics))?;
+        // The io threads start once the core can take what they receive: a node started on a
+        // full socket buffer would otherwise shed its first batches while the core is built.
         let mut io_threads = Vec::new();
         for (i, rx) in rxs.into_iter().enumerate() {
             let ingress = pool.ingress()?;
@@ -195,23 +208,14 @@ impl Node {
                 },
             )?);
         }
-        let (ctl_tx, ctl_rx) = channel::bounded::<ControlMsg>(64);
-        serve_control(&cfg.control, ctl_tx)?;
-        if let Some(addr) = cfg.metrics_addr {
-            serve_metrics(addr, Arc::clone(&metrics))?;
-        }
-        tracing::info!(member = id.member, %bound, suite = %id.suite, epoch = id.epoch.current(), io = ?cfg.io, "node running");
-        // Sends go out the way receives come in: io_uring if the receivers got it, else sendmmsg.
-        let tx: Box<dyn Transmitter + Send> = match uses_uring {
-            true => Box::new(UringTx::new(send_sock).context("io_uring send ring")?),
-            false => Box::new(MmsgTx::new(send_sock)),
-        };
-        let mut core_loop = CoreLoop::new(&cfg, &mut id, bound, tx, Arc::clone(&metrics))?;
         let crash = Arc::new(AtomicBool::new(false));
         let (m, s, c) = (Arc::clone(&metrics), Arc::clone(&stop), Arc::clone(&crash));
         let core = std::thread::Builder::new()
             .name("core".into())
             .spawn(move || {
+                if let Some(c) = core_thread_core {
+                    core_affinity::set_for_current(c);
+                }
                 let _lock = port_lock;
                 let result = core_loop.run(&verdicts, &ctl_rx, &s, &c, &pool, &mut id.epoch);
                 s.store(true, Ordering::Relaxed);
