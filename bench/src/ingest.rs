@@ -577,13 +577,13 @@ fn verify_rate(
     })
 }
 
-/// Runs `f` on a thread pinned to `core`: a baseline measured on the core where the node's
-/// thread for the same work is pinned sees the same contention.
 /// The core the node pins its io thread to.
 fn io_core() -> Option<core_affinity::CoreId> {
     core_affinity::get_core_ids().and_then(|c| c.first().copied())
 }
 
+/// Runs `f` on a thread pinned to `core`: a baseline measured on the core where the node's
+/// thread for the same work is pinned sees the same contention.
 fn on_core<T: Send>(
     core: Option<core_affinity::CoreId>,
     f: impl FnOnce() -> anyhow::Result<T> + Send,
