@@ -11,6 +11,7 @@
 //! Concurrency: owned by one `Core`; not shared.
 
 use std::cmp::Reverse;
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 
 use codec::{MemberId, Message, Packet};
@@ -65,7 +66,7 @@ type Rank = (u32, Reverse<u64>);
 /// Both give memory back as the queue drains (the map by `shrink`): a simulator holds thousands
 /// of cores whose queues fill while members join and are empty afterwards.
 pub(crate) struct Broadcasts {
-    items: HashMap<Key, Item, foldhash::quality::RandomState>,
+    items: HashMap<Key, Box<Item>, foldhash::quality::RandomState>,
     order: BTreeMap<Rank, Key>,
     next_id: u64,
     max: usize,
@@ -92,21 +93,24 @@ impl Broadcasts {
     /// Queues `message`, replacing any item with the same key. Returns how many items were
     /// dropped to stay within the bound (the most transmitted ones).
     pub fn push(&mut self, key: Key, message: Message) -> usize {
-        if let Some(old) = self.items.remove(&key) {
-            self.order.remove(&(old.transmits, Reverse(old.id)));
-        }
         let id = self.next_id;
         self.next_id += 1;
         self.order.insert((0, Reverse(id)), key);
-        self.items.insert(
-            key,
-            Item {
-                message,
-                transmits: 0,
-                id,
-                sent_to: Vec::new(),
-            },
-        );
+        let item = Item {
+            message,
+            transmits: 0,
+            id,
+            sent_to: Vec::new(),
+        };
+        match self.items.entry(key) {
+            Entry::Occupied(mut e) => {
+                let old = std::mem::replace(e.get_mut(), Box::new(item));
+                self.order.remove(&(old.transmits, Reverse(old.id)));
+            }
+            Entry::Vacant(e) => {
+                e.insert(Box::new(item));
+            }
+        }
         let mut dropped = 0;
         while self.items.len() > self.max {
             if let Some((_, k)) = self.order.pop_last() {
