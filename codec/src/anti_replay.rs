@@ -153,7 +153,13 @@ impl ReplayGuard {
             cfg,
             floor_ms,
             evicted_floor_ms: floor_ms,
-            windows: LruCache::new(cap),
+            // Grown as senders appear, not sized for the bound at once: a map for 65,536
+            // windows holding a few hundred made every lookup a cache miss.
+            windows: {
+                let mut w = LruCache::unbounded();
+                w.resize(cap);
+                w
+            },
         }
     }
 

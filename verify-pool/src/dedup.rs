@@ -95,7 +95,7 @@ pub struct DedupTable<W> {
 impl<W> DedupTable<W> {
     pub fn new(verified: NonZeroUsize, max_in_flight: usize, max_waiters: usize) -> Self {
         DedupTable {
-            verified: LruCache::with_hasher(verified, TableHasher::default()),
+            verified: crate::lru_table(verified),
             in_flight: HashMap::with_capacity_and_hasher(max_in_flight, TableHasher::default()),
             slab: Vec::new(),
             free: Vec::new(),

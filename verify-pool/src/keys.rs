@@ -64,7 +64,7 @@ impl KeyCache {
         let generation = source.generation();
         KeyCache {
             source,
-            cache: LruCache::with_hasher(capacity, TableHasher::default()),
+            cache: crate::lru_table(capacity),
             generation,
             hits: 0,
             misses: 0,

@@ -63,7 +63,7 @@ impl Quarantine {
     pub fn new(cfg: QuarantineConfig) -> Self {
         Quarantine {
             cfg,
-            records: LruCache::with_hasher(cfg.capacity, TableHasher::default()),
+            records: crate::lru_table(cfg.capacity),
         }
     }
 

@@ -142,8 +142,8 @@ impl Limiter {
         Limiter {
             sender_limit,
             origin_limit,
-            senders: LruCache::with_hasher(capacity, TableHasher::default()),
-            origins: LruCache::with_hasher(capacity, TableHasher::default()),
+            senders: crate::lru_table(capacity),
+            origins: crate::lru_table(capacity),
         }
     }
 
