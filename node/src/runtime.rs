@@ -334,6 +334,8 @@ struct CoreLoop {
     /// The signatures messages must carry (checked once per unique statement).
     rules: Rules,
     deliveries: VecDeque<Delivery>,
+    /// Sealed datagrams waiting for the next flush.
+    outbox: Vec<(SocketAddr, Bytes)>,
     leaving: Option<Instant>,
 }
 
@@ -399,6 +401,7 @@ impl CoreLoop {
             // Sized once: grown by doubling, a fresh node under a burst spent an eighth of its core
             // thread copying the log (realloc); untouched pages cost nothing until used.
             deliveries: VecDeque::with_capacity(DELIVERIES_KEPT),
+            outbox: Vec::new(),
             leaving: None,
         })
     }
@@ -436,6 +439,7 @@ impl CoreLoop {
             channel::select! {
                 recv(verdicts) -> b => if let Ok(b) = b {
                     self.apply(b);
+                    self.take_actions(unix_ms(), epochs)?;
                     // Under load, take what else is queued before timers and sends: one
                     // wake-up, one flush for many batches (bounded in time, so timers stay
                     // on time).
@@ -443,6 +447,7 @@ impl CoreLoop {
                     while Instant::now() < until {
                         let Ok(b) = verdicts.try_recv() else { break };
                         self.apply(b);
+                        self.take_actions(unix_ms(), epochs)?;
                     }
                 },
                 recv(ctl) -> r => if let Ok((req, reply)) = r { let _ = reply.send(self.control(req)); },
@@ -511,10 +516,30 @@ impl CoreLoop {
         ok
     }
 
-    /// Carries out the core's actions: seal and send, deliver, log membership changes.
+    /// Carries out the core's actions and sends what they sealed.
     fn flush(&mut self, now: u64, epochs: &mut codec::epoch::EpochStore) -> anyhow::Result<()> {
+        self.take_actions(now, epochs)?;
+        if !self.outbox.is_empty() {
+            let m = &self.metrics;
+            let sent = self.tx.send_batch(&self.outbox);
+            Metrics::add(&m.datagrams_out, sent.datagrams);
+            Metrics::add(&m.bytes_out, sent.bytes);
+            Metrics::add(&m.send_errors, sent.errors);
+            self.outbox.clear();
+        }
+        Ok(())
+    }
+
+    /// Carries out the core's actions (deliver, log membership changes), sealing its sends
+    /// into the outbox. Taken after every verdict batch, not only at the flush: a burst's
+    /// deliveries otherwise piled up in the core's action queue between flushes, and growing
+    /// it (fresh pages) was a sixth of the core thread.
+    fn take_actions(
+        &mut self,
+        now: u64,
+        epochs: &mut codec::epoch::EpochStore,
+    ) -> anyhow::Result<()> {
         let m = Arc::clone(&self.metrics);
-        let mut outbox = Vec::new();
         while let Some(a) = self.core.poll_action() {
             match a {
                 Action::Send { to, messages } => {
@@ -523,7 +548,7 @@ impl CoreLoop {
                         continue;
                     };
                     for d in self.seal(now, &messages, epochs)? {
-                        outbox.push((addr, d));
+                        self.outbox.push((addr, d));
                     }
                 }
                 Action::Deliver(r) => {
@@ -548,12 +573,6 @@ impl CoreLoop {
                     tracing::warn!(member = id, "equivocation proven: member excluded");
                 }
             }
-        }
-        if !outbox.is_empty() {
-            let sent = self.tx.send_batch(&outbox);
-            Metrics::add(&m.datagrams_out, sent.datagrams);
-            Metrics::add(&m.bytes_out, sent.bytes);
-            Metrics::add(&m.send_errors, sent.errors);
         }
         Ok(())
     }

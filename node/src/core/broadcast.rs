@@ -102,6 +102,13 @@ impl Broadcasts {
             id,
             sent_to: Vec::new(),
         };
+        if self.items.len() >= self.max {
+            // A full queue churns: every push evicts. With the map at most half full,
+            // hashbrown clears the tombstones that churn leaves in place; fuller, it
+            // reallocated the whole table every few thousand pushes (fresh pages each time: a
+            // tenth of the core thread in the ingest burst). A no-op once reserved.
+            self.items.reserve(self.max);
+        }
         match self.items.entry(key) {
             Entry::Occupied(mut e) => {
                 let old = std::mem::replace(e.get_mut(), Box::new(item));

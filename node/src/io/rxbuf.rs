@@ -18,11 +18,14 @@ use bytes::BytesMut;
 
 /// Slots carved from one region allocation.
 pub const SLOTS_PER_REGION: usize = 64;
-/// Spent regions kept for reuse. Few enough that what they cycle through stays warm: with 256
-/// (23 MiB), ingest bursts ran 10-20 % slower than with 24 to 96. Past the bound the oldest is
-/// released to the allocator, which hands recently freed memory out first; a stalled consumer
-/// cannot pin memory here.
-pub const SPENT_REGIONS: usize = 64;
+/// Spent regions kept for reuse. The FIFO only grows while its oldest region is still held,
+/// so it settles at the receive pipeline's depth as long as the bound is above it: a node's
+/// verdict channel (64 batches of up to 64) plus an io_uring ring's 1,024 buffers is about 80
+/// regions. At 64, below that, the oldest region was never free yet, every region was fresh
+/// memory, and page faults and zeroing were a twelfth of the io thread in the ingest burst.
+/// Past the bound the oldest is released to the allocator; a stalled consumer cannot pin
+/// memory here.
+pub const SPENT_REGIONS: usize = 128;
 
 pub struct Carver {
     slot: usize,
