@@ -69,7 +69,14 @@ impl MmsgRx {
 
 impl Receiver for MmsgRx {
     fn recv_batch(&mut self, out: &mut Vec<Datagram>, wait: Duration) -> std::io::Result<usize> {
-        self.set_wait(wait)?;
+        // Not waiting is a flag, not a timeout: no setsockopt between a blocking receive and
+        // the non-blocking ones that follow it under load.
+        let flags = if wait.is_zero() {
+            libc::MSG_DONTWAIT
+        } else {
+            self.set_wait(wait)?;
+            libc::MSG_WAITFORONE
+        };
         for i in 0..BATCH {
             let slot = &mut self.slots[i];
             self.iovs[i] = libc::iovec {
@@ -92,7 +99,7 @@ impl Receiver for MmsgRx {
                 self.sock.as_raw_fd(),
                 self.hdrs.as_mut_ptr(),
                 BATCH as u32,
-                libc::MSG_WAITFORONE,
+                flags,
                 std::ptr::null_mut(),
             )
         };
