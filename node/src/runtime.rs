@@ -169,6 +169,14 @@ impl Node {
             // checks than one member would. A fleet behind one NAT address shares it: raise
             // --sender-rate there.
             origin_limit: limit,
+            // Verdicts are handed on HANDOFF_MAX at a time: the channel holds as many
+            // datagrams as the pool's default does in batches of 64. Deeper, more receive
+            // memory is in flight than the receivers keep warm (rxbuf.rs).
+            output_batches: if signed_hops {
+                PoolConfig::default().output_batches
+            } else {
+                VERDICTS_IN_FLIGHT / HANDOFF_MAX
+            },
             ..PoolConfig::default()
         };
         let (mut pool, verdicts) =
@@ -316,6 +324,9 @@ fn io_loop(
 /// handed off 64 at a time, waking the core thread (a futex syscall and an IPI on this VM) was
 /// a fourteenth of the io thread in the ingest burst.
 const HANDOFF_MAX: usize = 4 * io::mmsg::BATCH;
+/// Verdicts the channel to the core thread holds when the io threads verify: the pool's
+/// default channel of 64 batches of 64.
+const VERDICTS_IN_FLIGHT: usize = 64 * io::mmsg::BATCH;
 
 /// x86-64's (and most aarch64 cores') cache line.
 const CACHE_LINE: usize = 64;

@@ -27,6 +27,15 @@ pub const SLOTS_PER_REGION: usize = 64;
 /// memory here.
 pub const SPENT_REGIONS: usize = 128;
 
+/// Regions allocated and touched when a receiver is set up: a node started into a flood
+/// (a benchmark's burst, a rejoin answered by every peer) otherwise spent a sixth of its io
+/// thread in page faults while the pipeline first filled. Half the bound: what a node's
+/// verdict channel holds (4,096 datagrams); the FIFO grows past it only as deeper pipelines
+/// need.
+const WARM_REGIONS: usize = SPENT_REGIONS / 2;
+/// The smallest page size: one write per page faults a region in.
+const PAGE: usize = 4096;
+
 pub struct Carver {
     slot: usize,
     region: BytesMut,
@@ -34,11 +43,22 @@ pub struct Carver {
 }
 
 impl Carver {
+    /// Starts with [`WARM_REGIONS`] regions allocated and their pages faulted in.
     pub fn new(slot: usize) -> Carver {
+        let size = slot * SLOTS_PER_REGION;
+        let spent = (0..WARM_REGIONS)
+            .map(|_| {
+                let mut r = BytesMut::with_capacity(size);
+                for page in r.spare_capacity_mut().iter_mut().step_by(PAGE) {
+                    page.write(0);
+                }
+                r
+            })
+            .collect();
         Carver {
             slot,
-            region: BytesMut::with_capacity(slot * SLOTS_PER_REGION),
-            spent: VecDeque::new(),
+            region: BytesMut::with_capacity(size),
+            spent,
         }
     }
 
@@ -87,28 +107,27 @@ mod tests {
         for _ in 0..(SLOTS_PER_REGION * 3) {
             assert_eq!(c.carve().capacity(), 128);
         }
-        // a spent region whose slots were all dropped is the next region: the same memory
+        // A spent region whose slots were all dropped comes back once the warm regions
+        // queued before it have been used: the same memory.
         let mut c = Carver::new(128);
         let first = c.carve();
         let addr = first.as_ptr() as usize;
         drop(first);
-        for _ in 1..SLOTS_PER_REGION {
-            drop(c.carve());
-        }
+        let spend = |c: &mut Carver, regions: usize| {
+            for _ in 0..regions * SLOTS_PER_REGION - 1 {
+                assert_ne!(c.carve().as_ptr() as usize, addr);
+            }
+        };
+        spend(&mut c, WARM_REGIONS + 1);
         let again = c.carve();
         assert_eq!((again.as_ptr() as usize, again.capacity()), (addr, 128));
-        // a slot still held elsewhere keeps its region out of reuse: the next one is fresh
+        // A slot still held elsewhere keeps its region out of reuse...
         let held = again;
-        for _ in 1..SLOTS_PER_REGION {
-            drop(c.carve());
-        }
-        assert_ne!(c.carve().as_ptr() as usize, addr);
-        // and once it is dropped, the region comes back after the ones spent before it
+        spend(&mut c, WARM_REGIONS + 2);
+        // ...and once it is dropped, the region comes back after the ones spent before it.
         drop(held);
-        let mut reused = false;
-        for _ in 0..(SLOTS_PER_REGION * 2) {
-            reused |= c.carve().as_ptr() as usize == addr;
-        }
+        let reused =
+            (0..SLOTS_PER_REGION * (WARM_REGIONS + 4)).any(|_| c.carve().as_ptr() as usize == addr);
         assert!(reused);
     }
 }
