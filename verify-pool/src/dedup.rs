@@ -95,7 +95,11 @@ pub struct DedupTable<W> {
 impl<W> DedupTable<W> {
     pub fn new(verified: NonZeroUsize, max_in_flight: usize, max_waiters: usize) -> Self {
         DedupTable {
-            verified: crate::lru_table(verified),
+            // Sized for its bound at once, unlike the per-sender tables: every verified
+            // datagram adds a digest, so under load it fills anyway, and growing it by
+            // doublings on the io thread cut the 90 %-duplicate pool run's unique rate to 0.77
+            // of the plain run's (1.02 sized up front, one run each).
+            verified: LruCache::with_hasher(verified, TableHasher::default()),
             in_flight: HashMap::with_capacity_and_hasher(max_in_flight, TableHasher::default()),
             slab: Vec::new(),
             free: Vec::new(),
