@@ -20,7 +20,7 @@ use bytes::BytesMut;
 pub const SLOTS_PER_REGION: usize = 64;
 /// Spent regions kept for reuse. The FIFO only grows while its oldest region is still held,
 /// so it settles at the receive pipeline's depth as long as the bound is above it: a node's
-/// verdict channel (64 batches of up to 64) plus an io_uring ring's 1,024 buffers is about 80
+/// verdict channel (4,096 datagrams) plus an io_uring ring's 1,024 buffers is about 80
 /// regions. At 64, below that, the oldest region was never free yet, every region was fresh
 /// memory, and page faults and zeroing were a twelfth of the io thread in the ingest burst.
 /// Past the bound the oldest is released to the allocator; a stalled consumer cannot pin
