@@ -156,6 +156,8 @@ pub struct Point {
     pub shed: u64,
     /// The point stopped early: a member fell more than [`OVERLOAD_LAG`] behind or shed.
     pub overloaded: bool,
+    /// Datagrams each member sent per second while the load ran and drained (real: the
+    /// cluster's rumor phase).
     pub datagrams_per_member_per_s: Option<f64>,
 }
 
@@ -240,6 +242,7 @@ pub fn steady(
     w.run_until(settle);
     let start = w.now_us();
     let busy0 = w.busy_us();
+    let sent0 = w.counters.sent;
     let mut keys: Vec<(MemberId, u64)> = Vec::with_capacity(load.rumors as usize);
     let payload = Bytes::from(vec![0x5a; sim::PAYLOAD_LEN]);
     let mut t = start as f64;
@@ -307,8 +310,12 @@ pub fn steady(
         utilisation_max: Some(util.iter().copied().fold(0.0, f64::max)),
         shed: w.counters.shed,
         overloaded: overloaded(&w),
+        // From the first publish to the end of the drain, as the real cluster's rumor phase
+        // counts (not the whole run: the join and settle would dilute it).
         datagrams_per_member_per_s: Some(
-            w.counters.sent as f64 / f64::from(n) / (w.now_us().max(1) as f64 / 1e6),
+            (w.counters.sent - sent0) as f64
+                / f64::from(n)
+                / ((w.now_us() - start).max(1) as f64 / 1e6),
         ),
     })
 }
