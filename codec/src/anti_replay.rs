@@ -15,6 +15,7 @@
 //!
 //! Concurrency: one `ReplayGuard` per receiving owner (not shared between threads).
 
+use std::hash::{BuildHasher, Hash};
 use std::num::NonZeroUsize;
 
 use lru::LruCache;
@@ -137,6 +138,20 @@ struct SenderWindow {
 }
 
 /// Per-receiver freshness state: windows per sender (newest epoch only), bounded by LRU.
+/// An LRU table bounded at `cap` whose hash map grows as it fills. `LruCache::new` and
+/// `with_hasher` size the map for the bound at once: a few hundred live senders then sat
+/// scattered over megabytes (65,536 anti-replay windows; the pool's token buckets and key
+/// cache alike), each lookup a cache miss, and those lookups were a seventh of the io thread
+/// in the ingest burst.
+pub fn growing_lru<K: Hash + Eq, V, S: BuildHasher>(
+    cap: NonZeroUsize,
+    hasher: S,
+) -> LruCache<K, V, S> {
+    let mut t = LruCache::unbounded_with_hasher(hasher);
+    t.resize(cap);
+    t
+}
+
 pub struct ReplayGuard {
     cfg: ReplayConfig,
     floor_ms: u64,
@@ -153,13 +168,7 @@ impl ReplayGuard {
             cfg,
             floor_ms,
             evicted_floor_ms: floor_ms,
-            // Grown as senders appear, not sized for the bound at once: a map for 65,536
-            // windows holding a few hundred made every lookup a cache miss.
-            windows: {
-                let mut w = LruCache::unbounded();
-                w.resize(cap);
-                w
-            },
+            windows: growing_lru(cap, Default::default()),
         }
     }
 

@@ -324,9 +324,9 @@ fn io_loop(
 /// handed off 64 at a time, waking the core thread (a futex syscall and an IPI on this VM) was
 /// a fourteenth of the io thread in the ingest burst.
 const HANDOFF_MAX: usize = 4 * io::mmsg::BATCH;
-/// Verdicts the channel to the core thread holds when the io threads verify: the pool's
-/// default channel of 64 batches of 64.
-const VERDICTS_IN_FLIGHT: usize = 64 * io::mmsg::BATCH;
+/// Verdicts the channel to the core thread holds when the io threads verify: as many as the
+/// pool's default channel of full worker batches.
+const VERDICTS_IN_FLIGHT: usize = verify_pool::QUEUE_BATCHES * verify_pool::DEFAULT_BATCH;
 
 /// x86-64's (and most aarch64 cores') cache line.
 const CACHE_LINE: usize = 64;
@@ -466,16 +466,16 @@ impl CoreLoop {
                 .min(IDLE_WAIT);
             channel::select! {
                 recv(verdicts) -> b => if let Ok(b) = b {
-                    self.apply(b);
-                    self.take_actions(unix_ms(), epochs)?;
+                    let now = self.apply(b);
+                    self.take_actions(now, epochs)?;
                     // Under load, take what else is queued before timers and sends: one
                     // wake-up, one flush for many batches (bounded in time, so timers stay
                     // on time).
                     let until = Instant::now() + DRAIN_FOR;
                     while Instant::now() < until {
                         let Ok(b) = verdicts.try_recv() else { break };
-                        self.apply(b);
-                        self.take_actions(unix_ms(), epochs)?;
+                        let now = self.apply(b);
+                        self.take_actions(now, epochs)?;
                     }
                 },
                 recv(ctl) -> r => if let Ok((req, reply)) = r { let _ = reply.send(self.control(req)); },
@@ -494,7 +494,8 @@ impl CoreLoop {
     }
 
     /// Applies verified datagrams: anti-replay commit, decode, origin signatures, the core.
-    fn apply(&mut self, batch: Vec<Output>) {
+    /// Returns the clock reading it applied them at.
+    fn apply(&mut self, batch: Vec<Output>) -> u64 {
         let m = Arc::clone(&self.metrics);
         // One clock read per batch: a batch spans microseconds, and this VM's clock reads are
         // not free.
@@ -527,6 +528,7 @@ impl CoreLoop {
             Metrics::add(&m.accepted, 1);
             self.core.handle_datagram(Millis(now), sender, msgs);
         }
+        now
     }
 
     /// End-to-end signature checks (rumor origins; with the authority layer every statement,

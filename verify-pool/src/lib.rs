@@ -53,16 +53,11 @@ pub use worker::{Outcome, Output};
 /// chooses (digests, member ids, addresses) cannot be aimed at one bucket.
 pub(crate) type TableHasher = foldhash::quality::RandomState;
 
-/// An LRU table bounded at `cap` whose hash map grows as it fills. `LruCache::with_hasher`
-/// sizes the map for the bound at once: a few hundred live senders then sat scattered over
-/// megabytes, each lookup a cache miss, and the io thread's bucket and key lookups were a
-/// seventh of its time in the ingest burst.
+/// A per-sender LRU table: bounded at `cap`, grown as it fills ([`codec::anti_replay::growing_lru`]).
 pub(crate) fn lru_table<K: std::hash::Hash + Eq, V>(
     cap: std::num::NonZeroUsize,
 ) -> lru::LruCache<K, V, TableHasher> {
-    let mut t = lru::LruCache::unbounded_with_hasher(TableHasher::default());
-    t.resize(cap);
-    t
+    codec::anti_replay::growing_lru(cap, TableHasher::default())
 }
 
 use dedup::DedupTable;
