@@ -34,6 +34,7 @@ use rumor::control::{self, Delivery, MemberView, Request, Response};
 use rumor::core::{Config, Tolerance};
 use serde::Serialize;
 
+use crate::cpu_budget::CpuBudget;
 use crate::util::percentile;
 
 /// Members the others join through; never chosen as the crash victim, so a restarted member
@@ -125,6 +126,11 @@ pub struct Args {
     /// Skip the crash, detection and rejoin phases (the shift's real runs measure rumors only).
     #[arg(long)]
     no_crash: bool,
+    /// Hold all nodes together to this many cores during the idle and rumor phases: a cgroup
+    /// CPU quota (needs a writable cgroup cpu controller, usually root). CPU is then read from
+    /// the cgroup, to the nanosecond.
+    #[arg(long, requires = "no_crash", value_parser = parse_cores)]
+    cpu_budget: Option<f64>,
     /// Write the results as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -150,6 +156,7 @@ impl Args {
             keep_dir: None,
             rumor_bin: None,
             no_crash: false,
+            cpu_budget: None,
             json: Some(json),
         }
     }
@@ -161,6 +168,7 @@ impl Args {
         gossip_interval: Duration,
         rumors: u32,
         publish_interval: Duration,
+        cpu_budget: Option<f64>,
         json: PathBuf,
     ) -> Args {
         Args {
@@ -169,6 +177,7 @@ impl Args {
             rumors,
             publish_interval,
             no_crash: true,
+            cpu_budget,
             ..Args::for_report(suite, None, false, json)
         }
     }
@@ -510,6 +519,8 @@ pub(crate) struct Cluster {
     ports: Vec<u16>,
     flags: NodeFlags,
     children: Vec<Option<Child>>,
+    /// The cgroup holding the nodes to a CPU budget, once set.
+    budget: Option<CpuBudget>,
 }
 
 impl Cluster {
@@ -521,7 +532,20 @@ impl Cluster {
             ports,
             flags,
             children,
+            budget: None,
         }
+    }
+
+    /// Holds the live nodes together to `cores` cores from now on; their CPU time is then read
+    /// from the budget's cgroup.
+    fn limit_cpu(&mut self, cores: f64) -> anyhow::Result<()> {
+        let pids: Vec<u32> = self
+            .live()
+            .into_iter()
+            .filter_map(|i| self.pid(i))
+            .collect();
+        self.budget = Some(CpuBudget::limit(&pids, cores)?);
+        Ok(())
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -834,6 +858,8 @@ struct Totals {
     bytes_out: u64,
     origin_verifications: u64,
     cpu_s: f64,
+    /// Time the nodes' CPU budget held them back (0 without one).
+    throttled_s: f64,
     /// Counters of datagrams lost on the way (drops by reason, shed, send errors): why a rumor
     /// may not have reached everyone.
     losses: BTreeMap<String, u64>,
@@ -861,6 +887,7 @@ impl Totals {
             origin_verifications: self
                 .origin_verifications
                 .saturating_sub(before.origin_verifications),
+            throttled_s: self.throttled_s - before.throttled_s,
             cpu_s: (self.cpu_s - before.cpu_s).max(0.0),
         }
     }
@@ -887,11 +914,23 @@ fn totals(c: &Cluster, suite: Suite) -> anyhow::Result<Totals> {
         for (k, v) in s.counters.iter().filter(|(k, _)| is_loss_counter(k)) {
             *t.losses.entry(k.clone()).or_default() += v;
         }
-        if let Some(pid) = c.pid(i) {
+        if let (None, Some(pid)) = (&c.budget, c.pid(i)) {
             t.cpu_s += cpu_seconds(pid).with_context(|| format!("node {i}: CPU time"))?;
         }
     }
+    if let Some(b) = &c.budget {
+        let u = b.usage()?;
+        (t.cpu_s, t.throttled_s) = (u.cpu_s, u.throttled_s);
+    }
     Ok(t)
+}
+
+/// A positive number of cores (`--cpu-budget`).
+fn parse_cores(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(c) if c.is_finite() && c > 0.0 => Ok(c),
+        _ => Err(format!("{s:?} is not a positive number of cores")),
+    }
 }
 
 /// User plus system CPU of a process and all its threads, from /proc/<pid>/stat.
@@ -1046,6 +1085,8 @@ struct Report {
     net_bytes_per_rumor_per_node: f64,
     net_cpu_s_per_rumor: f64,
     idle: Idle,
+    /// Absent without `--cpu-budget`.
+    cpu_budget: Option<BudgetReport>,
     /// Absent when the run skipped the crash phase (`--no-crash`).
     #[serde(flatten)]
     crash: Option<CrashReport>,
@@ -1053,6 +1094,17 @@ struct Report {
     killed_at_leave: usize,
     config: RunSettings,
     phases_s: Phases,
+}
+
+/// How the nodes' CPU budget bound during the rumor phase's cost window.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+struct BudgetReport {
+    cores: f64,
+    /// Mean cores the nodes used, and that as a fraction of the budget.
+    used_cores: f64,
+    utilisation: f64,
+    /// Time the budget held the nodes back.
+    throttled_s: f64,
 }
 
 /// The crash phase's results, as written to JSON.
@@ -1203,6 +1255,11 @@ fn measure(a: &Args, cfg: &Config, c: &mut Cluster) -> anyhow::Result<Report> {
     std::thread::sleep(drain_time(cfg, n));
     phases.settle = t.elapsed().as_secs_f64();
 
+    if let Some(cores) = a.cpu_budget {
+        c.limit_cpu(cores)
+            .context("setting the nodes' CPU budget")?;
+        say(format_args!("nodes held to {cores} cores in all"));
+    }
     let t = Instant::now();
     let idle = idle_phase(c, cfg, a.suite)?;
     phases.idle = t.elapsed().as_secs_f64();
@@ -1254,6 +1311,15 @@ fn measure(a: &Args, cfg: &Config, c: &mut Cluster) -> anyhow::Result<Report> {
         net_bytes_per_rumor_per_node: cost.net_bytes,
         net_cpu_s_per_rumor: cost.net_cpu,
         idle,
+        cpu_budget: c.budget.as_ref().map(|b| {
+            let used = delta.cpu_s / window.as_secs_f64();
+            BudgetReport {
+                cores: b.cores(),
+                used_cores: used,
+                utilisation: used / b.cores(),
+                throttled_s: delta.throttled_s,
+            }
+        }),
         crash,
         left_cleanly,
         killed_at_leave,
@@ -1604,6 +1670,7 @@ mod tests {
             bytes_out: 100_000,
             origin_verifications: 40,
             cpu_s: 2.0,
+            throttled_s: 0.0,
             losses: BTreeMap::new(),
         };
         let idle = Idle {
@@ -1620,6 +1687,27 @@ mod tests {
         assert_eq!(c.net_msgs, (1000.0 - 40.0) / 40.0);
         assert_eq!(c.net_bytes, (100_000.0 - 4000.0) / 40.0);
         assert!((c.net_cpu - 0.1).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_cpu_budget_is_positive_and_only_for_rumor_runs() {
+        let parse = |extra: &[&str]| {
+            #[derive(clap::Parser)]
+            struct P {
+                #[command(flatten)]
+                a: Args,
+            }
+            <P as clap::Parser>::try_parse_from([&["cluster"], extra].concat()).map(|p| p.a)
+        };
+        let a = parse(&["--no-crash", "--cpu-budget", "0.25"]).expect("valid");
+        assert_eq!(a.cpu_budget, Some(0.25));
+        // Restarted nodes of the crash phase would escape the budget's cgroup.
+        assert!(parse(&["--cpu-budget", "0.25"]).is_err());
+        for bad in ["0", "-1", "NaN", "inf", "lots"] {
+            let flag = format!("--cpu-budget={bad}");
+            let e = parse(&["--no-crash", &flag]).expect_err(bad);
+            assert!(e.to_string().contains("cores"), "{e}");
+        }
     }
 
     fn test_args(extra: &[&str]) -> Args {
@@ -1709,6 +1797,7 @@ mod tests {
             net_bytes_per_rumor_per_node: 1.0,
             net_cpu_s_per_rumor: 1.0,
             idle: Idle::default(),
+            cpu_budget: None,
             crash: Some(CrashReport {
                 detect_s: 3.0,
                 detect_bound_s: 40.0,

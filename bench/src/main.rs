@@ -8,6 +8,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod attacks;
 mod charts;
 mod cluster;
+mod cpu_budget;
 mod crypto;
 mod ingest;
 mod pool;

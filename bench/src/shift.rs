@@ -54,8 +54,10 @@ const DRAIN_LIMIT: Duration = Duration::from_secs(30);
 pub const REAL_NODES: u32 = 32;
 const REAL_FANOUTS: [usize; 3] = [1, 3, 6];
 const REAL_INTERVAL_MS: u64 = 200;
-/// The real cluster's load: `rumor-bench cluster`'s report run (30 rumors, one per 100 ms).
-const REAL_RUMORS: u32 = 30;
+const REAL_SUITES: [Suite; 3] = [Suite::None, Suite::Aes256Gcm, Suite::Ed25519];
+/// The real cluster's load: one rumor per 100 ms as in `rumor-bench cluster`'s report run, but
+/// 60 of them, so that a p99 is not simply the slowest of 30.
+pub const REAL_RUMORS: u32 = 60;
 const REAL_PUBLISH_INTERVAL: Duration = Duration::from_millis(100);
 
 /// A suite as the shift sees it: the wire suite plus the verifier's two savings.
@@ -207,9 +209,8 @@ fn overloaded(w: &World) -> bool {
 /// a Poisson stream of `load.per_s`, then until every member has every rumor or the drain limit.
 pub fn steady(
     profile: &Profile,
-    costs: &CostModel,
+    cpu: CpuModel,
     at: Setting,
-    budget: f64,
     load: Load,
     seed: u64,
 ) -> anyhow::Result<Point> {
@@ -226,17 +227,15 @@ pub fn steady(
         false,
     )?;
     let g_us = interval_ms * 1000;
-    let settle = g_us * u64::from(cfg.retransmit_limit(n as usize) + 1);
+    // One retransmission span: how long an update keeps being sent.
+    let span = g_us * u64::from(cfg.retransmit_limit(n as usize));
+    let settle = span + g_us;
     let net = NetModel {
         latency_us: (50, 500),
         loss: 0.0,
         partition: None,
     };
-    let cpu = CpuModel {
-        costs: costs.clone(),
-        budget,
-        queue_cap: sim::QUEUE_CAP,
-    };
+    let (budget, background) = (cpu.budget, cpu.background);
     let mut w = World::converged(n, cfg, net, cpu, seed)?;
     let mut rng = StdRng::seed_from_u64(seed ^ 0x6c6f_6164);
     w.run_until(settle);
@@ -259,17 +258,29 @@ pub fn steady(
             break;
         }
     }
-    let end_load = w.now_us().max(start + 1);
-    let busy1 = w.busy_us();
+    let end_load = w.now_us();
     let deadline = end_load + u64::try_from(DRAIN_LIMIT.as_micros()).unwrap_or(u64::MAX);
     let everyone = n - 1;
     let complete = |w: &World| {
         keys.iter()
             .all(|k| w.rumors().get(k).is_some_and(|t| t.delivered >= everyone))
     };
-    while w.now_us() < deadline && !complete(&w) && !overloaded(&w) {
-        w.run_until((w.now_us() + g_us).min(deadline));
+    let drain_until = |w: &mut World, until: u64| {
+        while w.now_us() < until && !complete(w) && !overloaded(w) {
+            w.run_until((w.now_us() + g_us).min(until));
+        }
+    };
+    // The cost window, as the real cluster's rumor phase measures it: until every rumor is
+    // everywhere (at most one retransmission span after the last publish), then one more span
+    // for the last retransmissions.
+    drain_until(&mut w, end_load + span);
+    if !overloaded(&w) {
+        w.run_until(w.now_us() + span);
     }
+    let end_cost = w.now_us().max(start + 1);
+    let busy1 = w.busy_us();
+    let sent1 = w.counters.sent;
+    drain_until(&mut w, deadline);
     let mut lat: Vec<u64> = Vec::new();
     let mut delivered = 0u64;
     for k in &keys {
@@ -281,11 +292,12 @@ pub fn steady(
         }
     }
     lat.sort_unstable();
-    let window = (end_load - start) as f64;
+    let window = (end_cost - start) as f64;
+    let background = background / budget;
     let util: Vec<f64> = busy1
         .iter()
         .zip(&busy0)
-        .map(|(b1, b0)| (b1 - b0) / window)
+        .map(|(b1, b0)| (b1 - b0) / window + background)
         .collect();
     // Rumors never published (the point stopped when overloaded) count as lost.
     let expected = u64::from(load.rumors) * u64::from(everyone);
@@ -310,13 +322,7 @@ pub fn steady(
         utilisation_max: Some(util.iter().copied().fold(0.0, f64::max)),
         shed: w.counters.shed,
         overloaded: overloaded(&w),
-        // From the first publish to the end of the drain, as the real cluster's rumor phase
-        // counts (not the whole run: the join and settle would dilute it).
-        datagrams_per_member_per_s: Some(
-            (w.counters.sent - sent0) as f64
-                / f64::from(n)
-                / ((w.now_us() - start).max(1) as f64 / 1e6),
-        ),
+        datagrams_per_member_per_s: Some((sent1 - sent0) as f64 / f64::from(n) / (window / 1e6)),
     })
 }
 
@@ -330,7 +336,13 @@ pub fn calibrate_budget(n: u32, load: Load, from: Option<&Path>, seed: u64) -> a
         fanout: REFERENCE.0,
         interval_ms: REFERENCE.1,
     };
-    let p = steady(&ed, &costs, at, 1.0, load, seed)?;
+    let p = steady(
+        &ed,
+        CpuModel::slice(costs, 1.0, sim::QUEUE_CAP),
+        at,
+        load,
+        seed,
+    )?;
     match p.utilisation {
         Some(u) if u > 0.0 => Ok((u / TARGET_UTILISATION).min(1.0)),
         _ => bail!("calibration: Ed25519 used no CPU at n = {n}"),
@@ -357,7 +369,13 @@ pub fn sweep(
                 fanout,
                 interval_ms,
             };
-            steady(&profile, &costs, at, budget, load, seed)
+            steady(
+                &profile,
+                CpuModel::slice(costs.clone(), budget, sim::QUEUE_CAP),
+                at,
+                load,
+                seed,
+            )
         })?;
         let reference = points
             .iter()
@@ -506,50 +524,109 @@ pub fn simulate(
     Ok(rows)
 }
 
-/// Real n = 32 loopback clusters of `suites` over the reduced real grid, each point beside the
-/// simulator's prediction for the same setting, load and per-member CPU share (this machine's
-/// cores over 32 processes). Returns, per suite, the real row and the simulator's row over the
-/// same grid. Cluster JSON files are kept in `dir`.
+/// The real clusters' common CPU budget and the simulator's process overhead, both measured by
+/// one calibration cluster: Ed25519 at the reference setting with all the machine's cores.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct RealCalibration {
+    /// Cores the calibration cluster used over its rumor phase.
+    pub used_cores: f64,
+    /// Cores all 32 nodes share in every real run: `used_cores` / [`TARGET_UTILISATION`] when
+    /// a cgroup quota could enforce it, else this machine's cores.
+    pub budget_cores: f64,
+    pub enforced: bool,
+    /// Why the budget is not enforced (no writable cgroup cpu controller, usually not root).
+    pub not_enforced_because: Option<String>,
+    /// Cores per node spent with no rumors (timers, probes): the calibration's idle phase.
+    pub background_cores_per_node: f64,
+    /// µs per datagram the real node spends beyond what the simulator's crypto and socket model
+    /// charges (thread wake-ups and hand-offs): the real CPU per datagram of the rumor traffic
+    /// (net of the idle phase's CPU and datagrams) less the simulator's at the same setting.
+    pub overhead_us: f64,
+}
+
+impl RealCalibration {
+    /// The simulator's CPU for the real clusters: their shared budget, background and overhead.
+    fn cpu(&self, mut costs: CostModel) -> CpuModel {
+        costs.overhead_us = self.overhead_us;
+        CpuModel {
+            costs,
+            budget: self.budget_cores / f64::from(REAL_NODES),
+            shared: true,
+            background: self.background_cores_per_node,
+            queue_cap: sim::QUEUE_CAP,
+        }
+    }
+}
+
+/// Real n = 32 loopback clusters of `suites` over the reduced real grid, all under one CPU
+/// budget shared by the 32 processes (a cgroup quota; [`RealCalibration`]), each point beside
+/// the simulator's prediction for the same setting, load and shared budget. Returns, per suite,
+/// the real row and the simulator's row over the same grid. Cluster JSON files are kept in `dir`.
 pub fn real_rows(
     dir: &Path,
     suites: &[Suite],
     from: Option<&Path>,
     seed: u64,
-) -> anyhow::Result<Vec<ShiftRow>> {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
-    let budget = (cores / f64::from(REAL_NODES)).min(1.0);
+) -> anyhow::Result<(RealCalibration, Vec<ShiftRow>)> {
     let load = Load {
         rumors: REAL_RUMORS,
         per_s: 1.0 / REAL_PUBLISH_INTERVAL.as_secs_f64(),
     };
+    let real = |suite: Suite, fanout: usize, budget: Option<f64>, name: &str| {
+        let file = dir.join(format!("shift-real-{name}.json"));
+        cluster::run(cluster::Args::for_shift(
+            suite,
+            fanout,
+            Duration::from_millis(REAL_INTERVAL_MS),
+            REAL_RUMORS,
+            REAL_PUBLISH_INTERVAL,
+            budget,
+            file.clone(),
+        ))
+        .with_context(|| format!("real cluster {suite} fanout {fanout}"))?;
+        anyhow::Ok(file)
+    };
+    let cal = calibrate_real(from, seed, load, |budget| {
+        real(Suite::Ed25519, REFERENCE.0, budget, "calibration")
+    })?;
+    let per_member = cal.budget_cores / f64::from(REAL_NODES);
+    let budget = cal.enforced.then_some(cal.budget_cores);
+    if per_member <= cal.background_cores_per_node {
+        bail!("the real budget ({per_member:.4} cores per node) is below the idle background");
+    }
     let mut rows = Vec::new();
     for &suite in suites {
         let Some(profile) = PROFILES.iter().find(|p| p.suite == suite && p.dedup) else {
             bail!("no shift profile for suite {suite}");
         };
-        let costs = profile.costs(from)?;
-        let mut real = Vec::new();
+        let cpu = cal.cpu(profile.costs(from)?);
+        let mut measured = Vec::new();
         let mut simulated = Vec::new();
         for k in REAL_FANOUTS {
-            let file = dir.join(format!("shift-real-{}-f{k}.json", suite.name()));
-            cluster::run(cluster::Args::for_shift(
-                suite,
-                k,
-                Duration::from_millis(REAL_INTERVAL_MS),
-                REAL_RUMORS,
-                REAL_PUBLISH_INTERVAL,
-                file.clone(),
-            ))
-            .with_context(|| format!("real cluster {suite} fanout {k}"))?;
-            real.push(real_point(&file, k, budget)?);
+            let file = real(suite, k, budget, &format!("{}-f{k}", suite.name()))?;
+            measured.push(real_point(&file, k, per_member)?);
             let at = Setting {
                 n: REAL_NODES,
                 fanout: k,
                 interval_ms: REAL_INTERVAL_MS,
             };
-            simulated.push(steady(profile, &costs, at, budget, load, seed)?);
+            simulated.push(steady(profile, cpu.clone(), at, load, seed)?);
         }
-        let mut r = best(profile.name, "real", REAL_NODES, real, budget, load, None);
+        let reference = |g: &[Point]| {
+            g.iter()
+                .find(|p| p.fanout == REFERENCE.0)
+                .and_then(|p| p.utilisation)
+        };
+        let (real_ref, sim_ref) = (reference(&measured), reference(&simulated));
+        let mut r = best(
+            profile.name,
+            "real",
+            REAL_NODES,
+            measured,
+            per_member,
+            load,
+            real_ref,
+        );
         let predicted = r
             .optimal_fanout
             .and_then(|k| simulated.iter().find(|p| p.fanout == k));
@@ -561,20 +638,114 @@ pub fn real_rows(
             "sim",
             REAL_NODES,
             simulated,
-            budget,
+            per_member,
             load,
-            None,
+            sim_ref,
         ));
     }
-    Ok(rows)
+    Ok((cal, rows))
 }
 
-/// A grid point from a real cluster's JSON; utilisation as a fraction of `budget` cores.
-fn real_point(file: &Path, fanout: usize, budget: f64) -> anyhow::Result<Point> {
+/// Runs the calibration cluster through `run` (given the budget to enforce, if any) and derives
+/// the real budget and the simulator's overhead from it.
+fn calibrate_real(
+    from: Option<&Path>,
+    seed: u64,
+    load: Load,
+    run: impl Fn(Option<f64>) -> anyhow::Result<PathBuf>,
+) -> anyhow::Result<RealCalibration> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    // A budget of every core holds nothing back but reads CPU from the cgroup, to the ns, as
+    // the budgeted runs will.
+    let probe = crate::cpu_budget::CpuBudget::limit(&[], cores);
+    let not_enforced_because = probe.as_ref().err().map(|e| format!("{e:#}"));
+    drop(probe);
+    if let Some(why) = &not_enforced_because {
+        eprintln!("rumor-bench shift: real clusters run without a CPU budget: {why}");
+    }
+    let enforced = not_enforced_because.is_none();
+    let file = run(enforced.then_some(cores))?;
+    let v = read_json(&file)?;
+    let nodes = f64::from(REAL_NODES);
+    let figures = || {
+        let per_node_s = |k: &str| Some(v.pointer(k)?.as_f64()? * nodes);
+        Some((
+            used_cores(&v)?,
+            v.pointer("/idle/cpu_s_per_s")?.as_f64()?,
+            per_node_s("/idle/msgs_per_s_per_node")?,
+        ))
+    };
+    let (used_cores, idle_cores, idle_datagrams_per_s) =
+        figures().with_context(|| format!("no CPU or idle figures in {}", file.display()))?;
+    let budget_cores = if enforced {
+        used_cores / TARGET_UTILISATION
+    } else {
+        cores
+    };
+    let real_datagrams_per_s = real_point(&file, REFERENCE.0, 1.0)?
+        .datagrams_per_member_per_s
+        .context("no datagram rate in the calibration run")?
+        * nodes;
+    // The simulator at the same setting with every core and no overhead: what its crypto and
+    // socket model charges per datagram for the same traffic.
+    let ed = PROFILES[4];
+    let at = Setting {
+        n: REAL_NODES,
+        fanout: REFERENCE.0,
+        interval_ms: REFERENCE.1,
+    };
+    let sim = steady(
+        &ed,
+        CpuModel::slice(ed.costs(from)?, 1.0, sim::QUEUE_CAP),
+        at,
+        load,
+        seed,
+    )?;
+    let sim_us_per_datagram = sim.utilisation.unwrap_or(0.0) * 1e6
+        / sim
+            .datagrams_per_member_per_s
+            .filter(|d| *d > 0.0)
+            .context("the simulated calibration sent nothing")?;
+    let real_us_per_datagram =
+        (used_cores - idle_cores) * 1e6 / (real_datagrams_per_s - idle_datagrams_per_s).max(1.0);
+    let overhead_us = (real_us_per_datagram - sim_us_per_datagram).max(0.0);
+    let background_cores_per_node = idle_cores / nodes;
+    eprintln!(
+        "rumor-bench shift: real calibration: Ed25519 used {used_cores:.3} cores ({idle_cores:.3} idle); \
+         budget {budget_cores:.3} cores for {REAL_NODES} nodes; {real_us_per_datagram:.0} µs per rumor \
+         datagram against the simulator's {sim_us_per_datagram:.0}"
+    );
+    Ok(RealCalibration {
+        used_cores,
+        budget_cores,
+        enforced,
+        not_enforced_because,
+        background_cores_per_node,
+        overhead_us,
+    })
+}
+
+fn read_json(file: &Path) -> anyhow::Result<Value> {
     let text =
         std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
-    let v: Value =
-        serde_json::from_str(&text).with_context(|| format!("parsing {}", file.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("parsing {}", file.display()))
+}
+
+/// Mean cores a real cluster used over its rumor phase: the cgroup's count under a budget,
+/// else the nodes' own.
+fn used_cores(v: &Value) -> Option<f64> {
+    if let Some(u) = v.pointer("/cpu_budget/used_cores").and_then(Value::as_f64) {
+        return Some(u);
+    }
+    let num = |k: &str| v.get(k).and_then(Value::as_f64);
+    let window = v.pointer("/phases_s/rumor_cost_window")?.as_f64()?;
+    Some(num("cpu_s_per_rumor")? * num("rumors")? / window).filter(|c| c.is_finite())
+}
+
+/// A grid point from a real cluster's JSON; utilisation as a fraction of `budget` cores per
+/// member.
+fn real_point(file: &Path, fanout: usize, budget: f64) -> anyhow::Result<Point> {
+    let v = read_json(file)?;
     let num = |k: &str| v.get(k).and_then(Value::as_f64);
     let rumors = num("rumors");
     let window = v
@@ -588,8 +759,7 @@ fn real_point(file: &Path, fanout: usize, budget: f64) -> anyhow::Result<Point> 
         p50_ms: num("rumor_latency_p50_ms"),
         p99_ms: num("rumor_latency_p99_ms"),
         delivered_fraction: num("delivered_fraction").unwrap_or(0.0),
-        // All nodes' CPU seconds over the cost window, per member and budget.
-        utilisation: per_s(num("cpu_s_per_rumor")).and_then(|c| Some(c / nodes? / budget)),
+        utilisation: used_cores(&v).and_then(|c| Some(c / nodes? / budget)),
         utilisation_max: None,
         shed: 0,
         overloaded: false,
@@ -607,6 +777,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     } else {
         simulate(sizes, grid_of(a.full), from, a.seed, threads)?
     };
+    let mut calibration = None;
     if a.real {
         let dir = a
             .json
@@ -614,16 +785,13 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             .and_then(Path::parent)
             .unwrap_or(Path::new("."))
             .to_path_buf();
-        rows.extend(real_rows(
-            &dir,
-            &[Suite::None, Suite::Aes256Gcm, Suite::Ed25519],
-            from,
-            a.seed,
-        )?);
+        let (cal, real) = real_rows(&dir, &REAL_SUITES, from, a.seed)?;
+        rows.extend(real);
+        calibration = Some(cal);
     }
     print_rows(&rows);
     if let Some(p) = &a.json {
-        write(p, &rows, t0.elapsed())?;
+        write(p, &rows, calibration.as_ref(), t0.elapsed())?;
     }
     if let Some(dir) = &a.charts {
         draw(dir, &rows)?;
@@ -632,11 +800,17 @@ pub fn run(a: Args) -> anyhow::Result<()> {
 }
 
 /// Writes the shift rows as `{"shift": [...]}` with the run's constants.
-pub fn write(path: &Path, rows: &[ShiftRow], wall: Duration) -> anyhow::Result<()> {
+pub fn write(
+    path: &Path,
+    rows: &[ShiftRow],
+    real_calibration: Option<&RealCalibration>,
+    wall: Duration,
+) -> anyhow::Result<()> {
     util::write_json(
         path,
         &serde_json::json!({
             "shift": rows,
+            "real_calibration": real_calibration,
             "target_utilisation": TARGET_UTILISATION,
             "reference_setting": {"fanout": REFERENCE.0, "gossip_interval_ms": REFERENCE.1},
             "load_rumors": LOAD_RUMORS,
@@ -667,7 +841,7 @@ pub fn report_sim(path: &Path, full: bool) -> anyhow::Result<()> {
         grid(&REPORT_FANOUTS, &REPORT_INTERVALS_MS)
     };
     let rows = simulate(sizes, g, from, 1, default_threads(None))?;
-    write(path, &rows, t0.elapsed())
+    write(path, &rows, None, t0.elapsed())
 }
 
 /// The default report's real shift: n = 32 clusters of three suites, each beside the simulator.
@@ -675,23 +849,21 @@ pub fn report_real(path: &Path) -> anyhow::Result<()> {
     let t0 = Instant::now();
     let dir = path.parent().unwrap_or(Path::new("."));
     let from = Some(dir).filter(|d| d.join("crypto.json").is_file());
-    let rows = real_rows(
-        dir,
-        &[Suite::None, Suite::Aes256Gcm, Suite::Ed25519],
-        from,
-        1,
-    )?;
-    write(path, &rows, t0.elapsed())
+    let (cal, rows) = real_rows(dir, &REAL_SUITES, from, 1)?;
+    write(path, &rows, Some(&cal), t0.elapsed())
 }
 
 /// Shift rows from a file [`write`] wrote.
 pub fn read(path: &Path) -> anyhow::Result<Vec<ShiftRow>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let v: Value =
-        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    let v = read_json(path)?;
     serde_json::from_value(v.get("shift").cloned().unwrap_or_default())
         .with_context(|| format!("shift rows of {}", path.display()))
+}
+
+/// The real clusters' calibration from a file [`write`] wrote, if it has one.
+pub fn read_calibration(path: &Path) -> Option<RealCalibration> {
+    let v = read_json(path).ok()?;
+    serde_json::from_value(v.get("real_calibration")?.clone()).ok()
 }
 
 fn print_rows(rows: &[ShiftRow]) {
@@ -732,7 +904,14 @@ mod tests {
         let budget = 0.002;
         let run = |p: &Profile| {
             let costs = p.costs(None).expect("costs");
-            steady(p, &costs, at, budget, SMALL, 1).expect("point")
+            steady(
+                p,
+                CpuModel::slice(costs.clone(), budget, sim::QUEUE_CAP),
+                at,
+                SMALL,
+                1,
+            )
+            .expect("point")
         };
         let none = run(&PROFILES[0]);
         let ed = run(&PROFILES[5]);
@@ -746,6 +925,28 @@ mod tests {
     }
 
     #[test]
+    fn a_shared_pool_lends_idle_members_their_share() {
+        let at = Setting {
+            n: 20,
+            fanout: 3,
+            interval_ms: 200,
+        };
+        let p = PROFILES[4];
+        let slice = CpuModel::slice(p.costs(None).expect("costs"), 0.01, sim::QUEUE_CAP);
+        let shared = CpuModel {
+            shared: true,
+            ..slice.clone()
+        };
+        let own = steady(&p, slice, at, SMALL, 3).expect("slice");
+        let pooled = steady(&p, shared, at, SMALL, 3).expect("shared");
+        // Each hop waits for one member's 1 % of a core, or for the 20 members' 20 % together.
+        assert!(pooled.p50_ms < own.p50_ms, "{pooled:?} vs {own:?}");
+        // Either way the same work is done: utilisation is the same within noise.
+        let (a, b) = (own.utilisation.expect("u"), pooled.utilisation.expect("u"));
+        assert!((a - b).abs() < 0.2 * a, "{a} vs {b}");
+    }
+
+    #[test]
     fn same_seed_same_point() {
         let at = Setting {
             n: 20,
@@ -754,8 +955,22 @@ mod tests {
         };
         let p = PROFILES[4];
         let costs = p.costs(None).expect("costs");
-        let a = steady(&p, &costs, at, 0.05, SMALL, 9).expect("a");
-        let b = steady(&p, &costs, at, 0.05, SMALL, 9).expect("b");
+        let a = steady(
+            &p,
+            CpuModel::slice(costs.clone(), 0.05, sim::QUEUE_CAP),
+            at,
+            SMALL,
+            9,
+        )
+        .expect("a");
+        let b = steady(
+            &p,
+            CpuModel::slice(costs, 0.05, sim::QUEUE_CAP),
+            at,
+            SMALL,
+            9,
+        )
+        .expect("b");
         assert_eq!(a, b);
         assert_eq!(a.delivered_fraction, 1.0);
     }

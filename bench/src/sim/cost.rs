@@ -116,6 +116,9 @@ pub struct CostModel {
     /// Signatures verified with others in a batch cost 1/`batch_gain` each.
     pub batch: bool,
     batch_gain: f64,
+    /// Per received datagram, the process's own cost beyond socket and crypto: thread hand-offs,
+    /// wake-ups, timers. 0 unless measured on a real cluster (the real shift calibrates it).
+    pub overhead_us: f64,
     /// The model's source, for the report.
     pub source: String,
 }
@@ -195,6 +198,7 @@ impl CostModel {
             dedup: true,
             batch: false,
             batch_gain: 1.0,
+            overhead_us: 0.0,
             source: format!("--cost-us {recv_us},{send_us}"),
         }
     }
@@ -244,6 +248,7 @@ impl CostModel {
             dedup: true,
             batch: true,
             batch_gain,
+            overhead_us: 0.0,
             source,
         })
     }
@@ -261,7 +266,7 @@ impl CostModel {
         } else {
             hop
         };
-        hop + origins as f64 * per_sig(self.origin_verify_us)
+        hop + origins as f64 * per_sig(self.origin_verify_us) + self.overhead_us
     }
 
     /// µs of one core to seal and send a datagram of `bytes`.

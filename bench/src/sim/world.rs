@@ -49,9 +49,28 @@ pub struct CpuModel {
     pub costs: CostModel,
     /// Fraction of one core each member may use: costs are divided by it.
     pub budget: f64,
+    /// Members draw on one pool of `budget` × n cores, first come first served, as processes
+    /// sharing one machine (or one cgroup quota) do, instead of each owning its own slice.
+    pub shared: bool,
+    /// Cores each member spends whatever the traffic (timers, bookkeeping), out of `budget`:
+    /// 0 unless measured on a real cluster's idle phase (the real shift's calibration).
+    pub background: f64,
     /// Received datagrams waiting for the CPU beyond which new ones are shed (the io thread's
     /// bounded queue).
     pub queue_cap: u32,
+}
+
+impl CpuModel {
+    /// Each member owns `budget` of a core, all of it for datagrams.
+    pub fn slice(costs: CostModel, budget: f64, queue_cap: u32) -> CpuModel {
+        CpuModel {
+            costs,
+            budget,
+            shared: false,
+            background: 0.0,
+            queue_cap,
+        }
+    }
 }
 
 /// Network and CPU counters over the whole run.
@@ -140,6 +159,8 @@ pub struct World {
     rng: StdRng,
     net: NetModel,
     cpu: CpuModel,
+    /// When the shared CPU pool is booked until (with `CpuModel::shared`).
+    shared_until: u64,
     pub counters: Counters,
     rumors: BTreeMap<(MemberId, u64), Track>,
     /// The member whose first suspicion (by anyone) is being timed, and when it came.
@@ -161,6 +182,13 @@ impl World {
         cpu: CpuModel,
         seed: u64,
     ) -> anyhow::Result<World> {
+        if !(cpu.budget > cpu.background && cpu.background >= 0.0) {
+            anyhow::bail!(
+                "a CPU budget of {} cores per member leaves nothing beside its background of {}",
+                cpu.budget,
+                cpu.background
+            );
+        }
         let mut w = World {
             now: 0,
             roster: Arc::new(Roster::dense(n)),
@@ -172,6 +200,7 @@ impl World {
             rng: StdRng::seed_from_u64(seed ^ 0x6e65_7477_6f72_6b00),
             net,
             cpu,
+            shared_until: 0,
             counters: Counters::default(),
             rumors: BTreeMap::new(),
             watch: None,
@@ -326,6 +355,18 @@ impl World {
         if m.timer != Some(at) {
             return; // refiled since
         }
+        // Timers run on the member's CPU too: behind the work already booked on it, as a node's
+        // gossip round waits for its busy core thread (an overloaded node gossips less often).
+        let free = if self.cpu.shared {
+            self.shared_until
+        } else {
+            m.busy_until
+        };
+        if free > self.now {
+            m.timer = Some(free);
+            self.push(free, Kind::Timer(id));
+            return;
+        }
         m.timer = None;
         if let Some(core) = m.core.as_mut() {
             core.handle_timeout(now);
@@ -356,12 +397,11 @@ impl World {
             rumors,
             new_rumors,
             backlog: m.backlog,
-        }) / self.cpu.budget;
+        });
         m.backlog += 1;
         self.counters.max_backlog = self.counters.max_backlog.max(m.backlog);
-        let done = occupy(m, self.now, cost);
-        self.counters.max_lag_us = self.counters.max_lag_us.max(done - self.now);
         let epoch = m.epoch;
+        let done = self.book(to, cost);
         self.push(
             done,
             Kind::Process {
@@ -424,12 +464,31 @@ impl World {
         }
     }
 
+    /// Books `cost_us` of one core's work for member `id` on its CPU (its own slice, or the
+    /// shared pool) and returns when the work is done. The member's busy time counts the work
+    /// at its budget's speed, so busy time over wall time is its use of its budget either way.
+    fn book(&mut self, id: MemberId, cost_us: f64) -> u64 {
+        let n = self.members.len() as f64;
+        let m = &mut self.members[id as usize];
+        let own = self.cpu.budget - self.cpu.background;
+        let (line, speed) = if self.cpu.shared {
+            (&mut self.shared_until, own * n)
+        } else {
+            (&mut m.busy_until, own)
+        };
+        let start = (*line).max(self.now);
+        // Whole microseconds, at least one: the clock is integer and work is never free.
+        let done = start + ((cost_us / speed).ceil() as u64).max(1);
+        *line = done;
+        m.busy_us += cost_us / self.cpu.budget;
+        self.counters.max_lag_us = self.counters.max_lag_us.max(done - self.now);
+        done
+    }
+
     /// Seals (CPU), then puts the datagram on the wire.
     fn send(&mut self, from: MemberId, to: MemberId, messages: Vec<Message>) {
         let bytes = sealed_len(&self.cfg, &messages);
-        let cost = self.cpu.costs.send_us(bytes) / self.cpu.budget;
-        let departs = occupy(&mut self.members[from as usize], self.now, cost);
-        self.counters.max_lag_us = self.counters.max_lag_us.max(departs - self.now);
+        let departs = self.book(from, self.cpu.costs.send_us(bytes));
         self.counters.sent += 1;
         self.counters.bytes += bytes as u64;
         if to as usize >= self.members.len() {
@@ -459,17 +518,6 @@ impl World {
             },
         );
     }
-}
-
-/// Puts `cost_us` of work on member `m`'s CPU after what it is already doing; returns when the
-/// work is done.
-fn occupy(m: &mut Member, now: u64, cost_us: f64) -> u64 {
-    let start = m.busy_until.max(now);
-    // Whole microseconds, at least one: the clock is integer and work is never free.
-    let done = start + (cost_us.ceil() as u64).max(1);
-    m.busy_until = done;
-    m.busy_us += (done - start) as f64;
-    done
 }
 
 /// The size of `messages` once sealed: what the core packed them under (`codec::Packet`).
