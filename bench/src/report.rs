@@ -390,11 +390,20 @@ fn real_section(
     let budget = match calibration {
         Some(c) if c.enforced => format!(
             "all 32 share a cgroup CPU quota of {:.3} cores ({:.2} % of a core per member): a calibration cluster of \
-             Ed25519 at fanout 3 every 200 ms used {:.3} cores with every core, and the quota is that over {:.0} %",
+             Ed25519 at fanout 3 every 200 ms used {:.3} cores with every core, the first quota tried was that over \
+             {:.0} %, and each try that put Ed25519's reference point outside {:.0}–{:.0} % of its quota was scaled by \
+             the miss (tries, as quota → utilisation: {})",
             c.budget_cores,
             c.budget_cores / f64::from(shift::REAL_NODES) * 100.0,
-            c.used_cores,
-            shift::TARGET_UTILISATION * 100.0
+            c.signed.used_cores,
+            shift::TARGET_UTILISATION * 100.0,
+            shift::BUDGET_BAND.0 * 100.0,
+            shift::BUDGET_BAND.1 * 100.0,
+            c.budget_tries
+                .iter()
+                .map(|(q, u)| format!("{q:.3} → {:.0} %", u * 100.0))
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
         Some(c) => format!(
             "**no CPU budget was enforced** ({}), so the 32 share this machine's {:.0} cores and CPU is not what the \
@@ -405,13 +414,21 @@ fn real_section(
         None => "the run kept no calibration record".into(),
     };
     let model = calibration.map_or(String::new(), |c| {
+        let path = |k: &shift::Calibrated| {
+            format!(
+                "{:.2} % of a core per member with no rumors (timers, probes) and {:.0} µs per datagram \
+                 (thread wake-ups and hand-offs at these low rates) from {} at fanout 3 with every core",
+                k.background_cores_per_node * 100.0,
+                k.overhead_us,
+                k.suite
+            )
+        };
         format!(
-            " The simulator gives its members the same shared budget, plus what the calibration measured beyond its \
-             crypto and socket model: {:.2} % of a core per member with no rumors (timers, probes) and {:.0} µs per \
-             datagram (thread wake-ups and hand-offs at these low rates). Those two figures come from the Ed25519 \
-             calibration run only; every point below is a prediction.",
-            c.background_cores_per_node * 100.0,
-            c.overhead_us
+            " The simulator gives its members the same shared budget, plus what two calibration clusters measured \
+             beyond its crypto and socket model: for Ed25519 (signatures through the verification pool) {}; for \
+             none and the AEAD (checked on the io thread) {}. Every point below is a prediction from those.",
+            path(&c.signed),
+            path(&c.plain)
         )
     });
     let _ = writeln!(
