@@ -396,7 +396,7 @@ fn real_section(
             c.budget_cores,
             c.budget_cores / f64::from(shift::REAL_NODES) * 100.0,
             c.signed.used_cores,
-            shift::TARGET_UTILISATION * 100.0,
+            shift::REAL_TARGET_UTILISATION * 100.0,
             shift::BUDGET_BAND.0 * 100.0,
             shift::BUDGET_BAND.1 * 100.0,
             c.budget_tries
@@ -416,17 +416,17 @@ fn real_section(
     let model = calibration.map_or(String::new(), |c| {
         let path = |k: &shift::Calibrated| {
             format!(
-                "{:.2} % of a core per member with no rumors (timers, probes) and {:.0} µs per datagram \
-                 (thread wake-ups and hand-offs at these low rates) from {} at fanout 3 with every core",
+                "{:.2} % of a core per member and {:.0} µs per datagram",
                 k.background_cores_per_node * 100.0,
-                k.overhead_us,
-                k.suite
+                k.overhead_us
             )
         };
         format!(
-            " The simulator gives its members the same shared budget, plus what two calibration clusters measured \
-             beyond its crypto and socket model: for Ed25519 (signatures through the verification pool) {}; for \
-             none and the AEAD (checked on the io thread) {}. Every point below is a prediction from those.",
+            " The simulator gives its members the same budget as one shared pool, and adds what two calibration \
+             clusters at fanout 3 with every core measured beyond its crypto and socket model: a background with no \
+             rumors (timers, probes) and a cost per datagram (thread wake-ups and hand-offs, which dominate at these \
+             low rates). Ed25519, whose signatures go through the verification pool: {}; none, the path of the MAC \
+             and AEAD suites (checked on the io thread): {}. Every point below is a prediction from those.",
             path(&c.signed),
             path(&c.plain)
         )

@@ -8,8 +8,9 @@
 //! so that it comes to [`TARGET_UTILISATION`] of it. Every suite then gets that same budget, so
 //! cheaper suites have headroom to spend on more fanout or shorter intervals, and Ed25519 has
 //! none: that is the shift. Real loopback clusters of n = 32 (`rumor-bench cluster`, one process
-//! per member on this machine's cores) run a reduced grid beside the simulator's prediction for
-//! the same setting, load and per-member share of the cores ([`real_rows`]).
+//! per member) run a reduced grid under one CPU budget all 32 share (a cgroup quota calibrated
+//! on real Ed25519 clusters to [`REAL_TARGET_UTILISATION`]), beside the simulator's prediction for the same
+//! setting, load and shared budget ([`real_rows`]).
 //!
 //! Concurrency: grid points run on up to `--threads` threads, each owning its own world; the
 //! real clusters run one at a time.
@@ -151,8 +152,9 @@ pub struct Point {
     pub p50_ms: Option<f64>,
     pub p99_ms: Option<f64>,
     pub delivered_fraction: f64,
-    /// Mean and largest CPU use over the load window, as a fraction of the budget (`None`
-    /// where the source does not tell).
+    /// Mean and largest CPU use as a fraction of the budget, over the cost window: from the
+    /// first publish until one retransmission span after every rumor was everywhere, as a real
+    /// cluster's rumor phase counts (`None` where the source does not tell).
     pub utilisation: Option<f64>,
     pub utilisation_max: Option<f64>,
     pub shed: u64,
@@ -545,7 +547,7 @@ pub struct Calibrated {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct RealCalibration {
     /// Cores all 32 nodes share in every real run: Ed25519's calibration `used_cores` over
-    /// [`TARGET_UTILISATION`], corrected by what Ed25519 at the reference setting then used of
+    /// [`REAL_TARGET_UTILISATION`], corrected by what Ed25519 at the reference setting then used of
     /// it (`budget_tries`), when a cgroup quota could enforce it; else this machine's cores.
     pub budget_cores: f64,
     pub enforced: bool,
@@ -557,10 +559,15 @@ pub struct RealCalibration {
     pub plain: Calibrated,
 }
 
+/// Ed25519's use of the real clusters' budget at the reference setting. Higher than the
+/// simulator's [`TARGET_UTILISATION`] because the real grid steps coarsely (fanout 1, 3, 6):
+/// fanout 6 costs Ed25519 about 1.35 times fanout 3, so at 65 % the budget would not bind
+/// anywhere on the grid, and nothing would shift.
+pub const REAL_TARGET_UTILISATION: f64 = 0.75;
 /// A real run's Ed25519 reference utilisation is accepted within this band around the target;
 /// outside it the budget is scaled by the miss and the run repeated, at most
 /// `BUDGET_TRIES` times (the same work varies by about a sixth from run to run here).
-pub const BUDGET_BAND: (f64, f64) = (0.60, 0.80);
+pub const BUDGET_BAND: (f64, f64) = (0.65, 0.85);
 const BUDGET_TRIES: usize = 3;
 
 impl RealCalibration {
@@ -646,7 +653,7 @@ pub fn real_rows(
     // The budget is settled on Ed25519's reference point, which the grid then keeps.
     let mut settled = None;
     if cal.enforced {
-        let mut budget = cal.signed.used_cores / TARGET_UTILISATION;
+        let mut budget = cal.signed.used_cores / REAL_TARGET_UTILISATION;
         for _ in 0..BUDGET_TRIES {
             let file = real(
                 Suite::Ed25519,
@@ -663,7 +670,7 @@ pub fn real_rows(
             if (BUDGET_BAND.0..=BUDGET_BAND.1).contains(&u) {
                 break;
             }
-            budget *= u / TARGET_UTILISATION;
+            budget *= u / REAL_TARGET_UTILISATION;
         }
     }
     eprintln!(
@@ -877,6 +884,7 @@ pub fn write(
             "shift": rows,
             "real_calibration": real_calibration,
             "target_utilisation": TARGET_UTILISATION,
+            "real_target_utilisation": REAL_TARGET_UTILISATION,
             "reference_setting": {"fanout": REFERENCE.0, "gossip_interval_ms": REFERENCE.1},
             "load_rumors": LOAD_RUMORS,
             "load_rumors_per_s": LOAD_RUMORS_PER_S,
