@@ -966,6 +966,12 @@ mod tests {
         rumors: 20,
         per_s: 5.0,
     };
+    /// A small cluster at the reference setting.
+    const SMALL_AT: Setting = Setting {
+        n: 20,
+        fanout: REFERENCE.0,
+        interval_ms: REFERENCE.1,
+    };
 
     #[test]
     fn authentication_cost_overloads_a_setting_that_is_cheap_without_it() {
@@ -999,11 +1005,7 @@ mod tests {
 
     #[test]
     fn a_shared_pool_lends_idle_members_their_share() {
-        let at = Setting {
-            n: 20,
-            fanout: 3,
-            interval_ms: 200,
-        };
+        let at = SMALL_AT;
         let p = PROFILES[4];
         let slice = CpuModel::slice(p.costs(None).expect("costs"), 0.01, sim::QUEUE_CAP);
         let shared = CpuModel {
@@ -1021,11 +1023,7 @@ mod tests {
 
     #[test]
     fn same_seed_same_point() {
-        let at = Setting {
-            n: 20,
-            fanout: 3,
-            interval_ms: 200,
-        };
+        let at = SMALL_AT;
         let p = PROFILES[4];
         let costs = p.costs(None).expect("costs");
         let a = steady(
