@@ -212,7 +212,11 @@ impl Core {
         let mut core = Core {
             members: Membership::new(roster.len()),
             broadcasts: Broadcasts::new(cfg.broadcast_queue_max),
-            awareness: Awareness::new(cfg.max_awareness),
+            awareness: Awareness::new(
+                cfg.max_awareness,
+                cfg.authority.map_or(0, |t| t.f),
+                cfg.suspicion_max(roster.len()),
+            ),
             cfg,
             roster,
             id: boot.id,
@@ -345,7 +349,7 @@ impl Core {
                 // does, re-gossiped when new to us: the redundancy that lets members that missed
                 // a join's few early broadcasts still hear of it). A reply completes a join.
                 Message::SyncReply => self.next_join = None,
-                Message::Certificate(c) => self.on_certificate(c),
+                Message::Certificate(c) => self.on_certificate(now, c),
                 Message::Equivocation(p) => self.on_proof(p),
             }
         }
@@ -762,7 +766,8 @@ impl Core {
             }
         }
         if idx == self.me {
-            self.about_me(u);
+            let by = self.roster.index_of(u.origin).map(|_| u.origin);
+            self.about_me(now, u, by.as_slice());
             return;
         }
         // Alive and Left are only the subject's to state, Suspect and Dead only others'.
@@ -772,7 +777,7 @@ impl Core {
             self.stats.updates_ignored += 1;
             return;
         }
-        if self.auth.is_some() && !self.authority_admits(idx, &u) {
+        if self.auth.is_some() && !self.authority_admits(now, idx, &u) {
             return;
         }
         let cur = *self.members.get(idx);
@@ -829,8 +834,9 @@ impl Core {
     }
 
     /// SWIM refutation: a statement that we are suspect, dead or gone (or alive at an incarnation
-    /// we never had) is answered with Alive at a higher incarnation.
-    fn about_me(&mut self, u: Update) {
+    /// we never had) is answered with Alive at a higher incarnation. `accusers` are the admitted
+    /// members behind it, for the health score.
+    fn about_me(&mut self, now: Millis, u: Update, accusers: &[MemberId]) {
         let contradicts = match u.state {
             MemberState::Alive => u.incarnation > self.incarnation,
             _ => u.incarnation >= self.incarnation,
@@ -841,8 +847,7 @@ impl Core {
             return;
         }
         if u.state != MemberState::Alive {
-            // Lifeguard: being suspected hints that we are the slow one.
-            self.awareness.apply(1);
+            self.awareness.accused(now, accusers);
         }
         self.incarnation = next;
         self.stats.refutations += 1;
@@ -879,7 +884,7 @@ impl Core {
     /// The authority layer's rules for a signed statement about another member; returns whether
     /// the ordinary soft-view rules apply next. A Dead statement is a witness's vote: it counts
     /// towards a certificate and changes nothing by itself.
-    fn authority_admits(&mut self, idx: u32, u: &Update) -> bool {
+    fn authority_admits(&mut self, now: Millis, idx: u32, u: &Update) -> bool {
         let Some(auth) = self.auth.as_mut() else {
             return true;
         };
@@ -928,7 +933,7 @@ impl Core {
         }
         if let Some(c) = certificate {
             self.stats.certificates_formed += 1;
-            self.commit(c);
+            self.commit(now, c);
         }
         false
     }
@@ -1059,30 +1064,26 @@ impl Core {
         self.apply(now, vote);
     }
 
-    fn on_certificate(&mut self, c: Certificate) {
+    fn on_certificate(&mut self, now: Millis, c: Certificate) {
         let Some(auth) = self.auth.as_mut() else {
             self.stats.messages_ignored += 1;
             return;
         };
         match auth.check_certificate(&self.roster, &c) {
-            Ok(()) => self.commit(c),
+            Ok(()) => self.commit(now, c),
             Err(_) => self.stats.certificates_refused += 1,
         }
     }
 
     /// Commits a certified death (a certificate about us is refuted like any accusation).
-    fn commit(&mut self, c: Certificate) {
+    fn commit(&mut self, now: Millis, c: Certificate) {
         let Some(idx) = self.roster.index_of(c.subject) else {
             return;
         };
         if idx == self.me {
-            self.about_me(statement(
-                self.id,
-                c.incarnation,
-                MemberState::Dead,
-                self.id,
-                None,
-            ));
+            let witnesses: Vec<MemberId> = c.witnesses().map(|(w, _)| w).collect();
+            let refuted = statement(self.id, c.incarnation, MemberState::Dead, self.id, None);
+            self.about_me(now, refuted, &witnesses);
             return;
         }
         if !supersedes(self.members.get(idx), c.incarnation, MemberState::Dead) {

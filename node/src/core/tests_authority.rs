@@ -1,6 +1,7 @@
 //! The authority layer on virtual time: a crash is committed dead by a witness certificate while
 //! a liar stays silent; a liar's accusations and votes never commit an honest member dead; an
-//! equivocator is excluded everywhere; unsigned or unsupported statements change nothing.
+//! equivocator is excluded everywhere; unsigned or unsupported statements change nothing; a
+//! liar's accusations do not slow the detection of a later real crash.
 //! The adversary (member `LIAR`) is on the roster but runs no core: its datagrams are injected.
 //! Signatures are present but not checked here: the driver checks them (`provenance`), and the
 //! core's contract is everything else.
@@ -300,6 +301,80 @@ fn an_origin_over_its_cap_is_cut_before_it_crowds_others_out() {
                 .any(|(_, o, q)| (*o, *q) == (1, honest))
                 || m == 1,
             "member {m} missed the honest rumor"
+        );
+    }
+}
+
+#[test]
+fn a_crash_is_certified_in_time_after_a_liar_accused_everyone() {
+    // The attack matrix's liar cell on virtual time: 4 honest members and a liar that, every
+    // gossip round for two suspicion timeouts, votes each honest member dead at the incarnation
+    // it announced; one suspicion timeout later the liar falls silent and a member crashes.
+    let cfg = Config {
+        probe_interval: Duration::from_millis(300),
+        probe_timeout: Duration::from_millis(150),
+        fanout: 3,
+        ..config()
+    };
+    let (n, liar, victim) = (5, 4, 3);
+    let bound = cfg.detect_bound(n as usize);
+    let window = cfg.suspicion_min(n as usize) * 2;
+    for seed in 0..20 {
+        let mut net = Net::new(n, cfg.clone(), seed);
+        net.start(0, EPOCH, &[]);
+        for id in 1..liar {
+            net.run_for(Duration::from_millis(20));
+            net.start(id, EPOCH, &[0]);
+        }
+        net.run_for(Duration::from_secs(3));
+        let start = net.now();
+        while net.now().since(start) < window {
+            for to in 0..liar {
+                let lies = (0..liar)
+                    .filter(|&v| v != to)
+                    .map(|v| {
+                        let inc = net.core(v).unwrap().incarnation();
+                        Message::Update(Update {
+                            subject: v,
+                            incarnation: inc,
+                            state: MemberState::Dead,
+                            origin: liar,
+                            addr: None,
+                            signature: sig(),
+                        })
+                    })
+                    .collect();
+                net.inject(liar, to, lies);
+            }
+            net.run_for(cfg.gossip_interval);
+        }
+        net.run_for(cfg.suspicion_min(n as usize));
+        // One liar is not f + 1 accusers: nobody's probes were stretched by its lies.
+        for m in 0..liar {
+            let h = net.core(m).unwrap().health_score();
+            assert_eq!(
+                h, 0,
+                "seed {seed}: member {m}'s health score {h} after the lies"
+            );
+        }
+        net.crash(victim);
+        let start = net.now();
+        while !net
+            .running()
+            .iter()
+            .all(|m| committed_dead(&net, *m, victim))
+        {
+            assert!(
+                net.now().since(start) <= bound,
+                "seed {seed}: not committed within {bound:?}"
+            );
+            net.run_for(Duration::from_millis(50));
+        }
+        // As fast as with no lies: witnesses' own pings shrink the suspicion to its minimum.
+        assert!(
+            net.now().since(start) < cfg.suspicion_max(n as usize),
+            "seed {seed}: took {:?}",
+            net.now().since(start)
         );
     }
 }
