@@ -402,6 +402,7 @@ impl Core {
             if let Some(&t) = self.members.sample(&mut self.rng, 1, &[]).first() {
                 self.send_sync(self.roster.id_at(t), Message::SyncRequest);
             }
+            self.reconnect();
         }
         if self.next_join.is_some_and(|t| now >= t) {
             self.join_round(now);
@@ -1272,6 +1273,21 @@ impl Core {
     /// Push-pull: `marker`, then our whole view, one update per known member, over as many
     /// datagrams as it takes. Suspect and Dead are restated in our name: the entry keeps no
     /// origin (16 bytes per member).
+    /// Serf's reconnect: a member declared dead may be alive behind a healed partition, where
+    /// nobody on this side would ever speak to it again and the two sides would stay split.
+    /// One sync with a random dead member, with probability dead / live, costs the cluster about
+    /// one sync per dead member per push-pull period.
+    fn reconnect(&mut self) {
+        let Some((idx, dead)) = self.members.random_dead(&mut self.rng) else {
+            return;
+        };
+        let live = self.members.live().len().max(1);
+        if self.rng.gen_bool((dead as f64 / live as f64).min(1.0)) {
+            self.stats.reconnects += 1;
+            self.send_sync(self.roster.id_at(idx), Message::SyncRequest);
+        }
+    }
+
     fn send_sync(&mut self, to: MemberId, marker: Message) {
         let mut dg = Datagrams::new(&self.cfg);
         dg.push(marker);

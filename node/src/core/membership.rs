@@ -100,6 +100,22 @@ impl Membership {
         &self.live
     }
 
+    /// A uniformly random Dead member and how many there are (reservoir sampling; a Left member
+    /// chose to go and is not counted).
+    pub fn random_dead<R: Rng>(&self, rng: &mut R) -> Option<(u32, usize)> {
+        let mut seen = 0;
+        let mut pick = None;
+        for (i, e) in self.entries() {
+            if e.state == Some(MemberState::Dead) {
+                seen += 1;
+                if rng.gen_range(0..seen) == 0 {
+                    pick = Some(i);
+                }
+            }
+        }
+        pick.map(|i| (i, seen))
+    }
+
     /// Up to `k` distinct live members not in `exclude`, uniformly at random, without scanning
     /// the live set when it is large.
     pub fn sample<R: Rng>(&self, rng: &mut R, k: usize, exclude: &[u32]) -> Vec<u32> {

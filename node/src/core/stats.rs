@@ -37,6 +37,8 @@ pub struct Stats {
     pub syncs_answered: u64,
     /// Sync requests not answered because the same member was answered within a probe interval.
     pub syncs_refused: u64,
+    /// Syncs sent to a member we hold dead, in case a partition between us has healed.
+    pub reconnects: u64,
     /// Stray acks, and certificates or proofs without the authority layer.
     pub messages_ignored: u64,
     // The authority layer's counters (zero without it).

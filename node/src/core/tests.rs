@@ -584,3 +584,38 @@ fn assumed_alive_view_is_full_quiet_and_probes_everyone() {
     }
     assert_eq!(probed.len(), n as usize - 1, "every other member probed");
 }
+
+#[test]
+fn a_healed_partition_merges_the_two_sides_again() {
+    // Each side declares the other dead and then samples only its own live members: without
+    // reconnects to the dead, nothing would ever cross again.
+    let n = 8;
+    let side = move |m: MemberId| m < n / 2;
+    for seed in 21..24 {
+        let mut net = cluster(n, seed);
+        net.set_filter(Box::new(move |_, from, to, _| side(from) != side(to)));
+        let split = run_until_done(&mut net, Duration::from_secs(60), |net| {
+            let sees_dead = |m: MemberId, o: MemberId| {
+                net.core(m)
+                    .and_then(|c| c.member(o))
+                    .is_some_and(|(s, _)| s == MemberState::Dead)
+            };
+            sees_dead(n - 1, 0) && sees_dead(0, n - 1)
+        });
+        assert!(
+            split.is_some(),
+            "seed {seed}: the far side was never declared dead"
+        );
+        net.run_for(Duration::from_secs(10));
+        net.clear_filter();
+        let merged = run_until_done(&mut net, Duration::from_secs(120), |net| converged(net, n));
+        assert!(
+            merged.is_some(),
+            "seed {seed}: the two sides did not merge within 120 s of the heal"
+        );
+        let reconnects: u64 = (0..n)
+            .map(|m| net.core(m).unwrap().stats().reconnects)
+            .sum();
+        assert!(reconnects > 0, "seed {seed}");
+    }
+}
