@@ -598,6 +598,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use codec::MemberState;
 
     fn params(n_fanout: usize, sync: bool, costs: CostModel, queue_cap: u32) -> Params {
         Params {
@@ -682,5 +683,67 @@ mod tests {
         );
         let shedding = one_rumor(&params(3, false, slow_costs, 2), 40, 3).expect("shedding");
         assert!(shedding.shed > 0, "{shedding:?}");
+    }
+
+    #[test]
+    fn retransmission_covers_a_lossy_network() {
+        let p = params(3, false, cheap(), QUEUE_CAP);
+        let lossy = Params {
+            net: NetModel {
+                loss: 0.2,
+                ..p.net.clone()
+            },
+            ..p
+        };
+        for seed in 1..=3 {
+            let o = one_rumor(&lossy, 60, seed).expect("run");
+            assert!(o.lost > 0, "seed {seed}: {o:?}");
+            assert_eq!(o.delivered_fraction, 1.0, "seed {seed}: {o:?}");
+        }
+    }
+
+    #[test]
+    fn a_partition_outlasting_the_retransmissions_keeps_a_rumor_on_its_side() {
+        // Push-pull carries membership, never rumors: a rumor published while half the cluster
+        // is cut off for 20 s never crosses; one cut off for two rounds still gets it.
+        let p = params(3, false, cheap(), QUEUE_CAP);
+        let cut = |len: Duration| Params {
+            partition: Some((Duration::ZERO, len, 0.5)),
+            ..p.clone()
+        };
+        for seed in 1..=3 {
+            let long = one_rumor(&cut(Duration::from_secs(20)), 60, seed).expect("long");
+            assert!(long.delivered_fraction < 0.6, "seed {seed}: {long:?}");
+            let short = one_rumor(&cut(Duration::from_millis(400)), 60, seed).expect("short");
+            assert!(short.lost > 0, "seed {seed}: {short:?}");
+            assert_eq!(short.delivered_fraction, 1.0, "seed {seed}: {short:?}");
+        }
+    }
+
+    #[test]
+    fn a_crashed_member_is_dead_everywhere_and_alive_again_after_its_restart() {
+        let p = params(3, false, cheap(), QUEUE_CAP);
+        let n = 30;
+        let mut w =
+            World::converged(n, p.cfg.clone(), p.net.clone(), p.cpu.clone(), 5).expect("world");
+        let victim = 7;
+        let before = w.core(victim).expect("running").incarnation();
+        let sees = |w: &World, state: MemberState, above: u64| {
+            w.running().filter(|&m| m != victim).all(|m| {
+                w.core(m)
+                    .and_then(|c| c.member(victim))
+                    .is_some_and(|(s, inc)| s == state && inc >= above)
+            })
+        };
+        w.run_until(us(Duration::from_secs(2)));
+        w.crash(victim);
+        w.run_until(w.now_us() + us(p.cfg.detect_bound(n as usize)));
+        assert!(sees(&w, MemberState::Dead, before), "not dead everywhere");
+        w.restart(victim).expect("restart");
+        w.run_until(w.now_us() + us(Duration::from_secs(10)));
+        assert!(
+            sees(&w, MemberState::Alive, before + 1),
+            "not alive again at a higher incarnation"
+        );
     }
 }
