@@ -56,6 +56,7 @@ counters! {
     verify_queue_wait_p99_us: "Verification queue wait, 99th percentile (gauge, us).",
     verify_batch_p99_us: "Verification batch time, 99th percentile (gauge, us).",
     refutations: "Accusations against this node it refuted with a higher incarnation.",
+    reconnects: "Syncs sent to a member this node holds dead, in case a partition has healed.",
     deaths_declared: "Deaths declared on this node's own suspicion timeout (no authority layer).",
     deaths_committed: "Deaths committed by a verified witness certificate (authority layer).",
     votes_cast: "Dead votes this node signed as a witness after its own pings went unanswered.",

@@ -674,6 +674,7 @@ impl CoreLoop {
         let c = self.core.stats();
         for (counter, v) in [
             (&m.refutations, c.refutations),
+            (&m.reconnects, c.reconnects),
             (&m.deaths_declared, c.deaths_declared),
             (&m.deaths_committed, c.deaths_committed),
             (&m.votes_cast, c.votes_cast),
