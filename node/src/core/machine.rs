@@ -1270,9 +1270,6 @@ impl Core {
         self.send_sync(from, Message::SyncReply);
     }
 
-    /// Push-pull: `marker`, then our whole view, one update per known member, over as many
-    /// datagrams as it takes. Suspect and Dead are restated in our name: the entry keeps no
-    /// origin (16 bytes per member).
     /// Serf's reconnect: a member declared dead may be alive behind a healed partition, where
     /// nobody on this side would ever speak to it again and the two sides would stay split.
     /// One sync with a random dead member, with probability dead / live, costs the cluster about
@@ -1288,6 +1285,9 @@ impl Core {
         }
     }
 
+    /// Push-pull: `marker`, then our whole view, one update per known member, over as many
+    /// datagrams as it takes. Suspect and Dead are restated in our name: the entry keeps no
+    /// origin (16 bytes per member).
     fn send_sync(&mut self, to: MemberId, marker: Message) {
         let mut dg = Datagrams::new(&self.cfg);
         dg.push(marker);
