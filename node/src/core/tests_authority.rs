@@ -32,16 +32,22 @@ fn config() -> Config {
     }
 }
 
-/// Every honest member (all but the liar) running and converged.
-fn honest_cluster(seed: u64) -> Net {
-    let mut net = Net::new(N, config(), seed);
+/// `n` members of which the last is the liar: the others booted, joined through member 0,
+/// and left to settle for `settle`.
+fn booted(n: u32, cfg: Config, seed: u64, settle: Duration) -> Net {
+    let mut net = Net::new(n, cfg, seed);
     net.start(0, EPOCH, &[]);
-    for id in 1..LIAR {
+    for id in 1..n - 1 {
         net.run_for(Duration::from_millis(20));
         net.start(id, EPOCH, &[0]);
     }
-    net.run_for(Duration::from_secs(5));
+    net.run_for(settle);
     net
+}
+
+/// Every honest member (all but the liar) running and converged.
+fn honest_cluster(seed: u64) -> Net {
+    booted(N, config(), seed, Duration::from_secs(5))
 }
 
 fn sig() -> Option<Signature> {
@@ -49,11 +55,20 @@ fn sig() -> Option<Signature> {
 }
 
 fn accusation(subject: MemberId, incarnation: u64, state: MemberState) -> Message {
+    accusation_by(LIAR, subject, incarnation, state)
+}
+
+fn accusation_by(
+    origin: MemberId,
+    subject: MemberId,
+    incarnation: u64,
+    state: MemberState,
+) -> Message {
     Message::Update(Update {
         subject,
         incarnation,
         state,
-        origin: LIAR,
+        origin,
         addr: None,
         signature: sig(),
     })
@@ -65,31 +80,36 @@ fn committed_dead(net: &Net, observer: MemberId, id: MemberId) -> bool {
         .is_some_and(|(s, _)| s == MemberState::Dead)
 }
 
+/// Crashes `victim` and runs until every running member committed it dead; returns how long
+/// that took, failing the test past `bound`.
+fn crash_until_certified(net: &mut Net, victim: MemberId, bound: Duration, seed: u64) -> Duration {
+    net.crash(victim);
+    let start = net.now();
+    while !net
+        .running()
+        .iter()
+        .all(|m| committed_dead(net, *m, victim))
+    {
+        assert!(
+            net.now().since(start) <= bound,
+            "seed {seed}: not committed within {bound:?}"
+        );
+        net.run_for(Duration::from_millis(50));
+    }
+    net.now().since(start)
+}
+
 #[test]
 fn a_crash_is_certified_in_the_smallest_cluster_that_tolerates_one_liar() {
     // 4 honest members and a silent liar (n = 3f + 2): every honest survivor must vote.
     let cfg = config();
     let bound = cfg.detect_bound(5);
     for seed in 0..10 {
-        let mut net = Net::new(5, cfg.clone(), seed);
-        net.start(0, EPOCH, &[]);
-        for id in 1..4 {
-            net.run_for(Duration::from_millis(20));
-            net.start(id, EPOCH, &[0]);
-        }
-        net.run_for(Duration::from_secs(3));
-        net.crash(3);
-        let start = net.now();
-        while !net.running().iter().all(|m| committed_dead(&net, *m, 3)) {
-            assert!(
-                net.now().since(start) <= bound,
-                "seed {seed}: not committed within {bound:?}"
-            );
-            net.run_for(Duration::from_millis(50));
-        }
+        let mut net = booted(5, cfg.clone(), seed, Duration::from_secs(3));
+        let took = crash_until_certified(&mut net, 3, bound, seed);
         // Witnesses confirm on their own unanswered pings, so the suspicion shrinks to its
         // minimum instead of running to Lifeguard's maximum.
-        assert!(net.now().since(start) < cfg.suspicion_max(5), "seed {seed}");
+        assert!(took < cfg.suspicion_max(5), "seed {seed}");
     }
 }
 
@@ -320,13 +340,7 @@ fn a_crash_is_certified_in_time_after_a_liar_accused_everyone() {
     let bound = cfg.detect_bound(n as usize);
     let window = cfg.suspicion_min(n as usize) * 2;
     for seed in 0..20 {
-        let mut net = Net::new(n, cfg.clone(), seed);
-        net.start(0, EPOCH, &[]);
-        for id in 1..liar {
-            net.run_for(Duration::from_millis(20));
-            net.start(id, EPOCH, &[0]);
-        }
-        net.run_for(Duration::from_secs(3));
+        let mut net = booted(n, cfg.clone(), seed, Duration::from_secs(3));
         let start = net.now();
         while net.now().since(start) < window {
             for to in 0..liar {
@@ -334,14 +348,7 @@ fn a_crash_is_certified_in_time_after_a_liar_accused_everyone() {
                     .filter(|&v| v != to)
                     .map(|v| {
                         let inc = net.core(v).unwrap().incarnation();
-                        Message::Update(Update {
-                            subject: v,
-                            incarnation: inc,
-                            state: MemberState::Dead,
-                            origin: liar,
-                            addr: None,
-                            signature: sig(),
-                        })
+                        accusation_by(liar, v, inc, MemberState::Dead)
                     })
                     .collect();
                 net.inject(liar, to, lies);
@@ -357,24 +364,11 @@ fn a_crash_is_certified_in_time_after_a_liar_accused_everyone() {
                 "seed {seed}: member {m}'s health score {h} after the lies"
             );
         }
-        net.crash(victim);
-        let start = net.now();
-        while !net
-            .running()
-            .iter()
-            .all(|m| committed_dead(&net, *m, victim))
-        {
-            assert!(
-                net.now().since(start) <= bound,
-                "seed {seed}: not committed within {bound:?}"
-            );
-            net.run_for(Duration::from_millis(50));
-        }
+        let took = crash_until_certified(&mut net, victim, bound, seed);
         // As fast as with no lies: witnesses' own pings shrink the suspicion to its minimum.
         assert!(
-            net.now().since(start) < cfg.suspicion_max(n as usize),
-            "seed {seed}: took {:?}",
-            net.now().since(start)
+            took < cfg.suspicion_max(n as usize),
+            "seed {seed}: took {took:?}"
         );
     }
 }
