@@ -426,9 +426,11 @@ fn real_section(
              clusters at fanout 3 with every core measured beyond its crypto and socket model: a background with no \
              rumors (timers, probes) and a cost per datagram (thread wake-ups and hand-offs, which dominate at these \
              low rates). Ed25519, whose signatures go through the verification pool: {}; none, the path of the MAC \
-             and AEAD suites (checked on the io thread): {}. Every point below is a prediction from those.",
+             and AEAD suites (checked on the io thread): {}. Every point below is a prediction from those: the \
+             simulated run with the median p99 of {} seeds, with the seeds' fastest and slowest p99 in brackets.",
             path(&c.signed),
-            path(&c.plain)
+            path(&c.plain),
+            shift::PREDICTION_SEEDS
         )
     });
     let _ = writeln!(
@@ -444,12 +446,20 @@ fn real_section(
         _ => "-".into(),
     };
     let pct = |v: Option<f64>| v.map_or("-".into(), |u| format!("{:.0} %", u * 100.0));
+    // Real p99s inside the simulated seeds' range, of the points that have both.
+    let (mut inside, mut compared) = (0, 0);
     for r in &real {
         let Some(sim) = row(&r.suite, "sim") else {
             continue;
         };
         for p in &r.grid {
             let q = sim.grid.iter().find(|q| q.fanout == p.fanout);
+            let range = q.and_then(|q| q.p99_range_ms);
+            let spread = range.map_or(String::new(), |(lo, hi)| format!(" ({lo:.0}–{hi:.0})"));
+            if let (Some(v), Some((lo, hi))) = (p.p99_ms, range) {
+                compared += 1;
+                inside += usize::from((lo..=hi).contains(&v));
+            }
             let best = if r.optimal_fanout == Some(p.fanout) {
                 " (best)"
             } else {
@@ -457,7 +467,7 @@ fn real_section(
             };
             let _ = writeln!(
                 md,
-                "| {} | {}{best} | {} / {} | {} / {} | {} | {} | {} | {} |",
+                "| {} | {}{best} | {} / {} | {} / {}{spread} | {} | {} | {} | {} |",
                 r.suite,
                 p.fanout,
                 opt_ms(p.p50_ms),
@@ -485,7 +495,8 @@ fn real_section(
         .collect();
     let _ = writeln!(
         md,
-        "\nFinding on the real clusters, best fanout at 200 ms: {}.",
+        "\nFinding on the real clusters, best fanout at 200 ms: {}. The real p99 lies inside the simulated seeds' \
+         range at {inside} of {compared} points.",
         moves.join("; ")
     );
 }
