@@ -256,7 +256,13 @@ fn select(a: &Args) -> anyhow::Result<Vec<(SuiteCell, Vec<Adversary>)>> {
                 SuiteCell::ALL
                     .into_iter()
                     .find(|s| s.name() == *n)
-                    .with_context(|| format!("unknown suite cell {n:?}"))
+                    .with_context(|| {
+                        let all: Vec<String> = SuiteCell::ALL.iter().map(|s| s.name()).collect();
+                        format!(
+                            "unknown suite cell {n:?}; expected one of: {}",
+                            all.join(", ")
+                        )
+                    })
             })
             .collect::<anyhow::Result<_>>()?,
     };
@@ -268,7 +274,13 @@ fn select(a: &Args) -> anyhow::Result<Vec<(SuiteCell, Vec<Adversary>)>> {
                 Adversary::ALL
                     .into_iter()
                     .find(|x| x.name() == *n)
-                    .with_context(|| format!("unknown adversary {n:?}"))
+                    .with_context(|| {
+                        let all: Vec<&str> = Adversary::ALL.iter().map(|x| x.name()).collect();
+                        format!(
+                            "unknown adversary {n:?}; expected one of: {}",
+                            all.join(", ")
+                        )
+                    })
             })
             .collect::<anyhow::Result<_>>()?,
     };
