@@ -248,43 +248,44 @@ pub fn run(a: Args) -> anyhow::Result<()> {
 }
 
 fn select(a: &Args) -> anyhow::Result<Vec<(SuiteCell, Vec<Adversary>)>> {
-    let suites: Vec<SuiteCell> = match &a.suites {
-        None => SuiteCell::ALL.to_vec(),
-        Some(names) => names
-            .iter()
-            .map(|n| {
-                SuiteCell::ALL
-                    .into_iter()
-                    .find(|s| s.name() == *n)
-                    .with_context(|| {
-                        let all: Vec<String> = SuiteCell::ALL.iter().map(|s| s.name()).collect();
-                        format!(
-                            "unknown suite cell {n:?}; expected one of: {}",
-                            all.join(", ")
-                        )
-                    })
-            })
-            .collect::<anyhow::Result<_>>()?,
-    };
-    let advs: Vec<Adversary> = match &a.adversaries {
-        None => Adversary::ALL.to_vec(),
-        Some(names) => names
-            .iter()
-            .map(|n| {
-                Adversary::ALL
-                    .into_iter()
-                    .find(|x| x.name() == *n)
-                    .with_context(|| {
-                        let all: Vec<&str> = Adversary::ALL.iter().map(|x| x.name()).collect();
-                        format!(
-                            "unknown adversary {n:?}; expected one of: {}",
-                            all.join(", ")
-                        )
-                    })
-            })
-            .collect::<anyhow::Result<_>>()?,
-    };
+    let suites = pick(&SuiteCell::ALL, a.suites.as_deref(), "suite cell", |s| {
+        s.name()
+    })?;
+    let advs = pick(
+        &Adversary::ALL,
+        a.adversaries.as_deref(),
+        "adversary",
+        |x| x.name().to_string(),
+    )?;
     Ok(suites.into_iter().map(|s| (s, advs.clone())).collect())
+}
+
+/// The items of `all` named in `names` (all of them without a filter); an unknown name is an
+/// error that lists the known ones.
+fn pick<T: Copy>(
+    all: &[T],
+    names: Option<&[String]>,
+    what: &str,
+    name: impl Fn(T) -> String,
+) -> anyhow::Result<Vec<T>> {
+    let Some(names) = names else {
+        return Ok(all.to_vec());
+    };
+    names
+        .iter()
+        .map(|n| {
+            all.iter()
+                .copied()
+                .find(|x| name(*x) == *n)
+                .with_context(|| {
+                    let known: Vec<String> = all.iter().map(|x| name(*x)).collect();
+                    format!(
+                        "unknown {what} {n:?}; expected one of: {}",
+                        known.join(", ")
+                    )
+                })
+        })
+        .collect()
 }
 
 /// Runs the cells; a suite whose nodes refuse to start reports every remaining cell as an error
@@ -652,4 +653,33 @@ fn print_matrix(cells: &[Cell]) {
 
 pub(crate) fn say(msg: impl std::fmt::Display) {
     eprintln!("rumor-bench attacks: {msg}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_keep_the_named_cells_and_name_the_known_ones_on_a_typo() {
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let all = pick(&Adversary::ALL, None, "adversary", |x| x.name().into()).expect("all");
+        assert_eq!(all.len(), Adversary::ALL.len());
+        let two = names(&["sybil", "spoofer"]);
+        let got = pick(&Adversary::ALL, Some(&two), "adversary", |x| {
+            x.name().into()
+        })
+        .expect("known names");
+        assert_eq!(
+            got.iter().map(|x| x.name()).collect::<Vec<_>>(),
+            ["sybil", "spoofer"]
+        );
+        let typo = names(&["flooder"]);
+        let e = pick(&Adversary::ALL, Some(&typo), "adversary", |x| {
+            x.name().into()
+        })
+        .expect_err("no adversary is called flooder");
+        let msg = format!("{e:#}");
+        assert!(msg.contains("unknown adversary \"flooder\""), "{msg}");
+        assert!(msg.contains("flooder-admitted, flooder-outsider"), "{msg}");
+    }
 }
