@@ -172,6 +172,11 @@ pub struct Point {
     /// (`None` for single runs, and when a seed lost a rumor).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub p99_range_ms: Option<(f64, f64)>,
+    /// Suspicions the members raised over the cost window: probes unanswered in time. Nobody
+    /// fails here, so each one is a member too slow to ack, and its suspicion and refutation
+    /// compete with the rumors for the gossip and the CPU (`None` where the source does not tell).
+    #[serde(default)]
+    pub suspicions: Option<u64>,
 }
 
 impl Point {
@@ -253,6 +258,8 @@ pub fn steady(
     let start = w.now_us();
     let busy0 = w.busy_us();
     let sent0 = w.counters.sent;
+    let suspicions = |w: &World| w.cores().map(|c| c.stats().suspicions_raised).sum::<u64>();
+    let suspicions0 = suspicions(&w);
     let mut keys: Vec<(MemberId, u64)> = Vec::with_capacity(load.rumors as usize);
     let payload = Bytes::from(vec![0x5a; sim::PAYLOAD_LEN]);
     let mut t = start as f64;
@@ -291,6 +298,7 @@ pub fn steady(
     let end_cost = w.now_us().max(start + 1);
     let busy1 = w.busy_us();
     let sent1 = w.counters.sent;
+    let suspicions = suspicions(&w) - suspicions0;
     drain_until(&mut w, deadline);
     let mut lat: Vec<u64> = Vec::new();
     let mut delivered = 0u64;
@@ -335,6 +343,7 @@ pub fn steady(
         overloaded: overloaded(&w),
         datagrams_per_member_per_s: Some((sent1 - sent0) as f64 / f64::from(n) / (window / 1e6)),
         p99_range_ms: None,
+        suspicions: Some(suspicions),
     })
 }
 
@@ -881,6 +890,7 @@ fn real_point(file: &Path, fanout: usize, budget: f64) -> anyhow::Result<Point> 
         overloaded: false,
         datagrams_per_member_per_s: per_s(num("msgs_per_rumor_per_node")),
         p99_range_ms: None,
+        suspicions: v.get("rumor_phase_suspicions").and_then(Value::as_u64),
     })
 }
 
@@ -1105,6 +1115,7 @@ mod tests {
             overloaded: false,
             datagrams_per_member_per_s: None,
             p99_range_ms: None,
+            suspicions: None,
         };
         let m = median_by_p99(vec![
             run(1, Some(900.0)),

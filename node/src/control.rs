@@ -5,7 +5,7 @@
 //! Concurrency: the node serves requests on its control thread; each request is answered from
 //! a snapshot or forwarded to the core thread, which owns the state.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, ErrorKind, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Duration;
@@ -125,6 +125,8 @@ pub enum ControlError {
         path: String,
         source: std::io::Error,
     },
+    #[error("control socket {path}: no reply within {after:?}: the node is busy or hung")]
+    Timeout { path: String, after: Duration },
     #[error("control socket {path}: {why}")]
     Protocol { path: String, why: String },
 }
@@ -132,9 +134,16 @@ pub enum ControlError {
 /// Sends one request to the node at `path` and returns its response.
 pub fn request(path: &Path, req: &Request, timeout: Duration) -> Result<Response, ControlError> {
     let p = path.display().to_string();
-    let conn = |source| ControlError::Connect {
-        path: p.clone(),
-        source,
+    let conn = |source: std::io::Error| match source.kind() {
+        // A socket timeout shows as EAGAIN ("Resource temporarily unavailable"): say what it is.
+        ErrorKind::WouldBlock | ErrorKind::TimedOut => ControlError::Timeout {
+            path: p.clone(),
+            after: timeout,
+        },
+        _ => ControlError::Connect {
+            path: p.clone(),
+            source,
+        },
     };
     let mut s = UnixStream::connect(path).map_err(conn)?;
     s.set_read_timeout(Some(timeout)).map_err(conn)?;
@@ -177,5 +186,22 @@ mod tests {
         };
         let text = serde_json::to_string(&resp).unwrap();
         assert_eq!(serde_json::from_str::<Response>(&text).unwrap(), resp);
+    }
+
+    #[test]
+    fn a_node_that_never_replies_is_a_timeout_that_names_the_wait() {
+        let path = std::env::temp_dir().join(format!("rumor-silent-{}.sock", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        // Accepted by the kernel's backlog, never read or answered.
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let after = Duration::from_millis(50);
+        let e = request(&path, &Request::Members, after).unwrap_err();
+        drop(listener);
+        std::fs::remove_file(&path).unwrap();
+        assert!(
+            matches!(e, ControlError::Timeout { after: a, .. } if a == after),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("no reply within 50ms"), "{e}");
     }
 }

@@ -55,6 +55,8 @@ counters! {
     dissemination_ms_sum: "Sum over delivered remote rumors of delivery time minus origin timestamp, ms.",
     verify_queue_wait_p99_us: "Verification queue wait, 99th percentile (gauge, us).",
     verify_batch_p99_us: "Verification batch time, 99th percentile (gauge, us).",
+    probe_failures: "Probes this node sent that no ack answered in time, directly or through relays.",
+    suspicions_raised: "Suspicions this node raised itself: after its own failed probe, or as a witness confirming one.",
     refutations: "Accusations against this node it refuted with a higher incarnation.",
     reconnects: "Syncs sent to a member this node holds dead, in case a partition has healed.",
     deaths_declared: "Deaths declared on this node's own suspicion timeout (no authority layer).",

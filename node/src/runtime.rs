@@ -673,6 +673,8 @@ impl CoreLoop {
         Metrics::set(&m.members_dead, dead);
         let c = self.core.stats();
         for (counter, v) in [
+            (&m.probe_failures, c.probe_failures),
+            (&m.suspicions_raised, c.suspicions_raised),
             (&m.refutations, c.refutations),
             (&m.reconnects, c.reconnects),
             (&m.deaths_declared, c.deaths_declared),
