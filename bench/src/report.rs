@@ -514,10 +514,10 @@ fn real_section(
         "No real cluster raised a suspicion during its rumor phase.".to_string()
     } else {
         format!(
-            "Real clusters raised suspicions during the rumor phase ({}): each is broadcast, refuted and \
-             verified by every member, and competes with the rumors for the gossip and the budget. The \
-             simulator's members share one first-come-first-served CPU line, in which a probe's timer waits \
-             behind the same work as its ack, so it rarely sees one.",
+            "Real clusters raised suspicions during the rumor phase ({}): each is broadcast and refuted, \
+             and competes with the rumors for the gossip and the budget. The simulator's members share one \
+             first-come-first-served CPU line, in which a probe's timer waits behind the same work as its \
+             ack, so it rarely sees one.",
             suspected.join("; ")
         )
     };
