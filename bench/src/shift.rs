@@ -13,8 +13,8 @@
 //! on real Ed25519 clusters to [`REAL_TARGET_UTILISATION`]), beside the simulator's prediction for the same
 //! setting, load and shared budget ([`real_rows`]).
 //!
-//! Concurrency: grid points run on up to `--threads` threads, each owning its own world; the
-//! real clusters run one at a time.
+//! Concurrency: grid points and their seeds run on up to `--threads` threads, each owning its
+//! own world; the real clusters run one at a time.
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -1165,11 +1165,8 @@ mod tests {
     #[test]
     fn a_sweep_point_is_the_median_of_its_seeds() {
         let (budget, grid) = (0.05, [(2, 200), (3, 200)]);
-        let sweep_of = |seeds: Range<u64>| {
-            sweep(SMALL_AT.n, &grid, budget, SMALL, None, seeds, 2).expect("sweep")
-        };
-        let three = sweep_of(5..8);
-        let ed = three
+        let rows = sweep(SMALL_AT.n, &grid, budget, SMALL, None, 5..8, 2).expect("sweep");
+        let ed = rows
             .iter()
             .find(|r| r.suite == "ed25519")
             .expect("ed25519 row");
