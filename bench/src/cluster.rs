@@ -1545,6 +1545,10 @@ fn print_table(r: &Report) {
         r.delivered_fraction
     );
     println!(
+        "  suspicions in the rumor phase   {:>10}",
+        r.rumor_phase_suspicions
+    );
+    println!(
         "  msgs per rumor per node         {:>10.2} (net of idle {:.2})",
         r.msgs_per_rumor_per_node, r.net_msgs_per_rumor_per_node
     );
