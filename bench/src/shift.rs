@@ -178,7 +178,7 @@ pub struct Point {
     /// Datagrams each member sent per second while the load ran and drained (real: the
     /// cluster's rumor phase).
     pub datagrams_per_member_per_s: Option<f64>,
-    /// A prediction's spread: the fastest and slowest p99 over its [`PREDICTION_SEEDS`] seeds
+    /// The spread over the seeds a point is the median of: their fastest and slowest p99
     /// (`None` for single runs, and when a seed lost a rumor).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub p99_range_ms: Option<(f64, f64)>,
@@ -390,35 +390,14 @@ pub fn sweep(
     seeds: Range<u64>,
     threads: usize,
 ) -> anyhow::Result<Vec<ShiftRow>> {
-    let jobs: Vec<(usize, u64, u64)> = grid
-        .iter()
-        .flat_map(|&(k, g)| seeds.clone().map(move |s| (k, g, s)))
-        .collect();
-    let per_point = seeds.clone().count();
     let mut rows = Vec::new();
     for profile in PROFILES {
         let t0 = Instant::now();
         let costs = profile.costs(from)?;
-        let runs = parallel(&jobs, threads, |&(fanout, interval_ms, s)| {
-            let at = Setting {
-                n,
-                fanout,
-                interval_ms,
-            };
-            steady(
-                &profile,
-                CpuModel::slice(costs.clone(), budget, sim::QUEUE_CAP),
-                at,
-                load,
-                s,
-            )
+        let cpu = CpuModel::slice(costs, budget, sim::QUEUE_CAP);
+        let points = median_runs(n, grid, seeds.clone(), threads, |at, s| {
+            steady(&profile, cpu.clone(), at, load, s)
         })?;
-        let mut runs = runs.into_iter();
-        let points = grid
-            .iter()
-            .map(|_| median_by_p99(runs.by_ref().take(per_point).collect()))
-            .collect::<Option<Vec<Point>>>()
-            .context("a grid point without simulated runs")?;
         let reference = points
             .iter()
             .find(|p| (p.fanout, p.gossip_interval_ms) == REFERENCE)
@@ -736,20 +715,18 @@ pub fn real_rows(
         };
         let cpu = cal.cpu(suite, profile.costs(from)?);
         let mut measured = Vec::new();
-        let mut simulated = Vec::new();
         for k in REAL_FANOUTS {
             let file = match &settled {
                 Some(f) if suite == Suite::Ed25519 && k == REFERENCE.0 => f.clone(),
                 _ => real(suite, k, budget, &name(suite, k))?,
             };
             measured.push(real_point(&file, k, per_member)?);
-            let at = Setting {
-                n: REAL_NODES,
-                fanout: k,
-                interval_ms: REAL_INTERVAL_MS,
-            };
-            simulated.push(predict(profile, &cpu, at, load, seed, threads)?);
         }
+        let settings = REAL_FANOUTS.map(|k| (k, REAL_INTERVAL_MS));
+        let predictions = seed..seed + PREDICTION_SEEDS;
+        let simulated = median_runs(REAL_NODES, &settings, predictions, threads, |at, s| {
+            steady(profile, cpu.clone(), at, load, s)
+        })?;
         let reference = |g: &[Point]| {
             g.iter()
                 .find(|p| p.fanout == REFERENCE.0)
@@ -784,22 +761,33 @@ pub fn real_rows(
     Ok((cal, rows))
 }
 
-/// The simulator's prediction of one real point: of [`PREDICTION_SEEDS`] runs from `seed` on,
-/// the one with the median p99 (a run that lost a rumor ranks slowest), carrying the seeds'
-/// p99 range.
-fn predict(
-    profile: &Profile,
-    cpu: &CpuModel,
-    at: Setting,
-    load: Load,
-    seed: u64,
+/// One point per (fanout, interval) of `settings` at `n`: of its runs over `seeds`, the one
+/// with the median p99 ([`median_by_p99`]). Every (setting, seed) pair runs side by side.
+fn median_runs(
+    n: u32,
+    settings: &[(usize, u64)],
+    seeds: Range<u64>,
     threads: usize,
-) -> anyhow::Result<Point> {
-    let seeds: Vec<u64> = (seed..seed + PREDICTION_SEEDS).collect();
-    let runs = parallel(&seeds, threads, |&s| {
-        steady(profile, cpu.clone(), at, load, s)
-    })?;
-    median_by_p99(runs).context("no simulated runs to predict from")
+    run: impl Fn(Setting, u64) -> anyhow::Result<Point> + Sync,
+) -> anyhow::Result<Vec<Point>> {
+    let jobs: Vec<(Setting, u64)> = settings
+        .iter()
+        .flat_map(|&(fanout, interval_ms)| {
+            let at = Setting {
+                n,
+                fanout,
+                interval_ms,
+            };
+            seeds.clone().map(move |s| (at, s))
+        })
+        .collect();
+    let mut runs = parallel(&jobs, threads, |&(at, s)| run(at, s))?.into_iter();
+    let per_setting = seeds.count();
+    settings
+        .iter()
+        .map(|_| median_by_p99(runs.by_ref().take(per_setting).collect()))
+        .collect::<Option<Vec<Point>>>()
+        .context("a setting without simulated runs")
 }
 
 /// The run with the median p99 (one that lost a rumor ranks slowest), carrying the runs' p99
