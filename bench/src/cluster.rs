@@ -118,8 +118,9 @@ pub struct Args {
     /// Seed of the choices (publishers, payloads, crash victim).
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Work in this directory (created, must be empty) and keep it: keys, roster, node logs.
-    /// Without it a temporary directory is used and removed at the end.
+    /// Work in this directory (created, must be empty) and keep it: keys, roster, node logs, and
+    /// `deliveries.json` (each rumor's publish and every delivery of it, unix ms). Without it a
+    /// temporary directory is used and removed at the end.
     #[arg(long)]
     keep_dir: Option<PathBuf>,
     /// The `rumor` binary (default: next to this executable).
@@ -1496,11 +1497,40 @@ fn rumor_phase(
     let window = start.elapsed();
     let rest = DELIVERY_TIMEOUT.saturating_sub(last_publish.elapsed());
     poll_deliveries(c, rest)?;
+    if let Some(dir) = &a.keep_dir {
+        write_deliveries(&dir.join(DELIVERIES_FILE), &published, &seen)?;
+    }
     Ok(RumorPhase {
         dis: disseminate(&published, &seen),
         delta,
         window,
     })
+}
+
+/// What `--keep-dir` adds to the node logs: every publish and every delivery of the rumor phase,
+/// so a slow rumor's path can be read hop by hop.
+const DELIVERIES_FILE: &str = "deliveries.json";
+
+fn write_deliveries(
+    path: &Path,
+    published: &[Published],
+    seen: &[(usize, Vec<Delivery>)],
+) -> anyhow::Result<()> {
+    let published: Vec<serde_json::Value> = published
+        .iter()
+        .map(|p| serde_json::json!({"origin": p.origin, "seq": p.seq, "at_ms": p.at_ms}))
+        .collect();
+    let deliveries: Vec<serde_json::Value> = seen
+        .iter()
+        .flat_map(|(node, ds)| {
+            ds.iter()
+                .map(move |d| serde_json::json!({"node": node, "origin": d.origin, "seq": d.seq, "at_ms": d.at_ms}))
+        })
+        .collect();
+    let text = serde_json::to_string(
+        &serde_json::json!({"published": published, "deliveries": deliveries}),
+    )?;
+    std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))
 }
 
 /// Publishes `a.rumors` rumors from random members of `live`, on a fixed schedule.

@@ -162,6 +162,11 @@ pub struct RunOptions {
     /// Batch Ed25519 verification (ZIP-215 batches with bisection).
     #[arg(long)]
     pub batch_verify: Option<bool>,
+    /// Let the kernel back the heap with transparent huge pages (off by default: each 2 MiB page
+    /// is zeroed in one fault as the heap grows, a burst of CPU that stalled a CPU-limited node
+    /// for up to 2 s; README, "Transparent huge pages").
+    #[arg(long)]
+    pub huge_pages: Option<bool>,
 }
 
 /// A positive human duration ("200ms", "1s"): the parser of every duration flag, here and in
@@ -233,6 +238,7 @@ pub struct RunConfig {
     pub pin: bool,
     pub sender_rate: f64,
     pub batch_verify: bool,
+    pub huge_pages: bool,
 }
 
 impl RunOptions {
@@ -329,6 +335,7 @@ impl RunOptions {
             // room for push-pull bursts while capping what one sender can cost us.
             sender_rate: self.sender_rate.or(file.sender_rate).unwrap_or(2_000.0),
             batch_verify: self.batch_verify.or(file.batch_verify).unwrap_or(true),
+            huge_pages: self.huge_pages.or(file.huge_pages).unwrap_or(false),
         };
         cfg.validate()?;
         Ok(cfg)
@@ -431,6 +438,10 @@ mod tests {
             (9000, 2, Duration::from_millis(50), Suite::None)
         );
         assert_eq!(c.probe_interval, Duration::from_secs(1));
+        assert!(!c.huge_pages, "transparent huge pages are opt-in");
+        let file: RunOptions = toml::from_str("huge-pages = true\n").unwrap();
+        let c = opts(&["--bind", "127.0.0.1:1", "--suite", "none"]).resolve(file).unwrap();
+        assert!(c.huge_pages);
     }
 
     #[test]
