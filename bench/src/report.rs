@@ -395,7 +395,7 @@ fn real_section(
              the miss (tries, as quota → utilisation: {})",
             c.budget_cores,
             c.budget_cores / f64::from(shift::REAL_NODES) * 100.0,
-            c.signed.used_cores,
+            c.sizing_cores,
             shift::REAL_TARGET_UTILISATION * 100.0,
             shift::BUDGET_BAND.0 * 100.0,
             shift::BUDGET_BAND.1 * 100.0,
@@ -421,13 +421,20 @@ fn real_section(
                 k.overhead_us
             )
         };
+        let (under, fitted) = if c.enforced {
+            (
+                "the real Ed25519 and none clusters at fanout 3 (rows below) measured under the quota",
+                " (at fanout 3 their CPU is fitted; the latency is still predicted)",
+            )
+        } else {
+            ("two calibration clusters at fanout 3 measured", "")
+        };
         format!(
-            " The simulator gives its members the same budget as one shared pool, and adds what two calibration \
-             clusters at fanout 3 with every core measured beyond its crypto and socket model: a background with no \
-             rumors (timers, probes) and a cost per datagram (thread wake-ups and hand-offs, which dominate at these \
-             low rates). Ed25519, whose signatures go through the verification pool: {}; none, the path of the MAC \
-             and AEAD suites (checked on the io thread): {}. Every point below is a prediction from those: the \
-             simulated run with the median p99 of {} seeds, with the seeds' fastest and slowest p99 in brackets.",
+            " The simulator gives its members the same budget as one shared pool, and adds what {under} beyond its \
+             crypto and socket model: a background with no rumors (timers, probes) and a cost per datagram (thread \
+             wake-ups and hand-offs, which dominate at these low rates). Ed25519, whose signatures go through the \
+             verification pool: {}; none, the path of the MAC and AEAD suites (checked on the io thread): {}. Every \
+             point below is a prediction from those{fitted}: the simulated run with the median p99 of {} seeds, with the seeds' fastest and slowest p99 in brackets.",
             path(&c.signed),
             path(&c.plain),
             shift::PREDICTION_SEEDS

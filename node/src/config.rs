@@ -440,7 +440,9 @@ mod tests {
         assert_eq!(c.probe_interval, Duration::from_secs(1));
         assert!(!c.huge_pages, "transparent huge pages are opt-in");
         let file: RunOptions = toml::from_str("huge-pages = true\n").unwrap();
-        let c = opts(&["--bind", "127.0.0.1:1", "--suite", "none"]).resolve(file).unwrap();
+        let c = opts(&["--bind", "127.0.0.1:1", "--suite", "none"])
+            .resolve(file)
+            .unwrap();
         assert!(c.huge_pages);
     }
 
