@@ -80,6 +80,23 @@ fn five_node_cluster_converges_disseminates_detects_and_rejoins() {
         incarnation("victim_incarnation_after") > incarnation("victim_incarnation_before"),
         "a restarted member rejoins with a higher incarnation: {text}"
     );
+    // --keep-dir also keeps every publish and delivery of the rumor phase.
+    let trace = std::fs::read_to_string(dir.join("deliveries.json")).expect("deliveries.json");
+    let trace: serde_json::Value = serde_json::from_str(&trace).expect("valid deliveries.json");
+    let key = |v: &serde_json::Value| (v["origin"].as_u64(), v["seq"].as_u64());
+    let published: Vec<_> = trace["published"]
+        .as_array()
+        .expect("published")
+        .iter()
+        .map(key)
+        .collect();
+    assert_eq!(published.len(), 10, "{trace}");
+    let deliveries = trace["deliveries"].as_array().expect("deliveries");
+    assert!(!deliveries.is_empty(), "{trace}");
+    for d in deliveries {
+        assert!(published.contains(&key(d)), "a delivery of no publish: {d}");
+        assert!(d["node"].as_u64().is_some_and(|n| n < 5), "{d}");
+    }
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_file(&json);
 }
