@@ -434,7 +434,8 @@ fn real_section(
              crypto and socket model: a background with no rumors (timers, probes) and a cost per datagram (thread \
              wake-ups and hand-offs, which dominate at these low rates). Ed25519, whose signatures go through the \
              verification pool: {}; none, the path of the MAC and AEAD suites (checked on the io thread): {}. Every \
-             point below is a prediction from those{fitted}: the simulated run with the median p99 of {} seeds, with the seeds' fastest and slowest p99 in brackets.",
+             point below is a prediction from those{fitted}: the simulated run with the median p99 of {} seeds, \
+             with the seeds' fastest and slowest p99 in brackets.",
             path(&c.signed),
             path(&c.plain),
             shift::PREDICTION_SEEDS

@@ -253,8 +253,9 @@ fn overloaded(w: &World) -> bool {
     w.counters.shed > 0 || w.counters.max_lag_us > OVERLOAD_LAG.as_micros() as u64
 }
 
-/// Runs one grid point: a converged cluster, `load.rumors` rumors published by random members as
-/// at `load.per_s` (spaced as `load.spacing` says), then until every member has every rumor or the drain limit.
+/// Runs one grid point: a converged cluster, `load.rumors` rumors published by random members at
+/// `load.per_s` (spaced as `load.spacing` says), then until every member has every rumor or the
+/// drain limit.
 pub fn steady(
     profile: &Profile,
     cpu: CpuModel,

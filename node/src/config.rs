@@ -164,7 +164,7 @@ pub struct RunOptions {
     pub batch_verify: Option<bool>,
     /// Let the kernel back the heap with transparent huge pages (off by default: each 2 MiB page
     /// is zeroed in one fault as the heap grows, a burst of CPU that stalled a CPU-limited node
-    /// for up to 2 s; README, "Transparent huge pages").
+    /// for up to 2 s; README, "Running a cluster").
     #[arg(long)]
     pub huge_pages: Option<bool>,
 }
