@@ -29,6 +29,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::sim::{self, CostModel, CpuModel, NetModel, World};
+use crate::util::pick;
 use crate::{charts, cluster, util};
 
 /// Ed25519's mean CPU use at the reference setting under the load, as a fraction of the budget.
@@ -142,6 +143,13 @@ pub struct Args {
     /// Draw `shift.svg` and `latency-vs-fanout.svg` into this folder.
     #[arg(long)]
     charts: Option<PathBuf>,
+    /// Only these simulated suites (comma separated, as the rows name them), so a long sweep
+    /// can run in parts.
+    #[arg(long, value_delimiter = ',')]
+    suites: Option<Vec<String>>,
+    /// Simulated cluster sizes (comma separated) instead of 1,000 (and 10,000 under `--full`).
+    #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u32).range(2..))]
+    nodes: Option<Vec<u32>>,
 }
 
 /// Where a grid point sits: cluster size, fanout, gossip interval.
@@ -404,20 +412,19 @@ pub fn calibrate_budget(n: u32, load: Load, from: Option<&Path>, seed: u64) -> a
 /// Sweeps `grid` for each profile at `n` with the same budget and load; one row per profile.
 pub fn sweep(
     n: u32,
+    suites: &[(Profile, CostModel)],
     grid: &[(usize, u64)],
     budget: f64,
     load: Load,
-    from: Option<&Path>,
     seeds: Range<u64>,
     threads: usize,
 ) -> anyhow::Result<Vec<ShiftRow>> {
     let mut rows = Vec::new();
-    for profile in PROFILES {
+    for (profile, costs) in suites {
         let t0 = Instant::now();
-        let costs = profile.costs(from)?;
-        let cpu = CpuModel::slice(costs, budget, sim::QUEUE_CAP);
+        let cpu = CpuModel::slice(costs.clone(), budget, sim::QUEUE_CAP);
         let points = median_runs(n, grid, seeds.clone(), threads, |at, s| {
-            steady(&profile, cpu.clone(), at, load, s)
+            steady(profile, cpu.clone(), at, load, s)
         })?;
         let reference = points
             .iter()
@@ -547,11 +554,16 @@ fn grid_of(full: bool) -> Vec<(usize, u64)> {
 /// The simulated shift at each n: calibrate the budget, sweep every profile over `g`.
 pub fn simulate(
     sizes: &[u32],
+    profiles: &[Profile],
     g: Vec<(usize, u64)>,
     from: Option<&Path>,
     seeds: Range<u64>,
     threads: usize,
 ) -> anyhow::Result<Vec<ShiftRow>> {
+    let suites = profiles
+        .iter()
+        .map(|p| Ok((*p, p.costs(from)?)))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let mut rows = Vec::new();
     for &n in sizes {
         let budget = calibrate_budget(n, LOAD, from, seeds.start)?;
@@ -562,7 +574,7 @@ pub fn simulate(
             REFERENCE.0,
             REFERENCE.1
         );
-        rows.extend(sweep(n, &g, budget, LOAD, from, seeds.clone(), threads)?);
+        rows.extend(sweep(n, &suites, &g, budget, LOAD, seeds.clone(), threads)?);
     }
     Ok(rows)
 }
@@ -947,13 +959,18 @@ fn real_point(file: &Path, fanout: usize, budget: f64) -> anyhow::Result<Point> 
 pub fn run(a: Args) -> anyhow::Result<()> {
     let t0 = Instant::now();
     let threads = default_threads(a.threads);
-    let sizes: &[u32] = if a.full { &[1000, 10_000] } else { &[1000] };
+    let sizes = a.nodes.clone().unwrap_or_else(|| match a.full {
+        true => vec![1000, 10_000],
+        false => vec![1000],
+    });
+    let profiles = pick(&PROFILES, a.suites.as_deref(), "suite", |p| p.name.into())?;
     let from = a.costs_from.as_deref();
     let mut rows = if a.real_only {
         Vec::new()
     } else {
         simulate(
-            sizes,
+            &sizes,
+            &profiles,
             grid_of(a.full),
             from,
             a.seed..a.seed + a.seeds,
@@ -1024,7 +1041,14 @@ pub fn report_sim(path: &Path, full: bool) -> anyhow::Result<()> {
     } else {
         grid(&REPORT_FANOUTS, &REPORT_INTERVALS_MS)
     };
-    let rows = simulate(sizes, g, from, 1..1 + SWEEP_SEEDS, default_threads(None))?;
+    let rows = simulate(
+        sizes,
+        &PROFILES,
+        g,
+        from,
+        1..1 + SWEEP_SEEDS,
+        default_threads(None),
+    )?;
     write(path, &rows, None, t0.elapsed())
 }
 
@@ -1209,11 +1233,12 @@ mod tests {
     #[test]
     fn a_sweep_point_is_the_median_of_its_seeds() {
         let (budget, grid) = (0.05, [(2, 200), (3, 200)]);
-        let rows = sweep(SMALL_AT.n, &grid, budget, SMALL, None, 5..8, 2).expect("sweep");
-        let ed = rows
-            .iter()
-            .find(|r| r.suite == "ed25519")
-            .expect("ed25519 row");
+        let ed25519 = [(PROFILES[4], PROFILES[4].costs(None).expect("costs"))];
+        let rows = sweep(SMALL_AT.n, &ed25519, &grid, budget, SMALL, 5..8, 2).expect("sweep");
+        let [ed] = rows.as_slice() else {
+            panic!("one row per suite swept, got {}", rows.len());
+        };
+        assert_eq!(ed.suite, "ed25519");
         for (p, &(fanout, interval_ms)) in ed.grid.iter().zip(&grid) {
             assert_eq!((p.fanout, p.gossip_interval_ms), (fanout, interval_ms));
             let one_by_one: Vec<Point> = (5..8)

@@ -72,6 +72,34 @@ pub fn rss_bytes() -> u64 {
     status_kib("VmRSS:") * 1024
 }
 
+/// The items of `all` named in `names` (all of them without a filter); an unknown name is an
+/// error that lists the known ones.
+pub fn pick<T: Copy>(
+    all: &[T],
+    names: Option<&[String]>,
+    what: &str,
+    name: impl Fn(T) -> String,
+) -> anyhow::Result<Vec<T>> {
+    let Some(names) = names else {
+        return Ok(all.to_vec());
+    };
+    names
+        .iter()
+        .map(|n| {
+            all.iter()
+                .copied()
+                .find(|x| name(*x) == *n)
+                .with_context(|| {
+                    let known: Vec<String> = all.iter().map(|x| name(*x)).collect();
+                    format!(
+                        "unknown {what} {n:?}; expected one of: {}",
+                        known.join(", ")
+                    )
+                })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

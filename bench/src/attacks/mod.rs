@@ -33,6 +33,7 @@ use rumor::runtime::unix_ms;
 use serde::Serialize;
 
 use crate::cluster::{self, Cluster, NodeFlags, Published, WorkDir};
+use crate::util::pick;
 use speaker::Insider;
 
 /// Honest nodes per cell: the smallest n with n ≥ 3f + 1 honest members for f = 1.
@@ -258,34 +259,6 @@ fn select(a: &Args) -> anyhow::Result<Vec<(SuiteCell, Vec<Adversary>)>> {
         |x| x.name().to_string(),
     )?;
     Ok(suites.into_iter().map(|s| (s, advs.clone())).collect())
-}
-
-/// The items of `all` named in `names` (all of them without a filter); an unknown name is an
-/// error that lists the known ones.
-fn pick<T: Copy>(
-    all: &[T],
-    names: Option<&[String]>,
-    what: &str,
-    name: impl Fn(T) -> String,
-) -> anyhow::Result<Vec<T>> {
-    let Some(names) = names else {
-        return Ok(all.to_vec());
-    };
-    names
-        .iter()
-        .map(|n| {
-            all.iter()
-                .copied()
-                .find(|x| name(*x) == *n)
-                .with_context(|| {
-                    let known: Vec<String> = all.iter().map(|x| name(*x)).collect();
-                    format!(
-                        "unknown {what} {n:?}; expected one of: {}",
-                        known.join(", ")
-                    )
-                })
-        })
-        .collect()
 }
 
 /// Runs the cells; a suite whose nodes refuse to start reports every remaining cell as an error
