@@ -542,6 +542,15 @@ const LOAD: Load = Load {
     spacing: Spacing::Poisson,
 };
 
+/// The simulated cluster sizes: 10,000 only under `--full`.
+fn sizes_of(full: bool) -> Vec<u32> {
+    if full {
+        vec![1000, 10_000]
+    } else {
+        vec![1000]
+    }
+}
+
 /// The grid of `rumor-bench shift`: the whole sweep under `--full`, else the quick one.
 fn grid_of(full: bool) -> Vec<(usize, u64)> {
     if full {
@@ -690,14 +699,19 @@ pub fn real_rows(
         eprintln!("rumor-bench shift: real clusters run without a CPU budget: {why}");
     }
     let every_core = not_enforced_because.is_none().then_some(cores);
-    let reference = |suite: Suite, budget: Option<f64>, name: &str| {
+    let (signed_us, plain_us) = (
+        simulated_us_per_datagram(Suite::Ed25519, from, seed, load)?,
+        simulated_us_per_datagram(Suite::None, from, seed, load)?,
+    );
+    let calibration_run = |suite: Suite, sim_us: f64, budget: Option<f64>, name: &str| {
         let file = real(suite, REFERENCE.0, budget, name)?;
-        let c = calibrate(suite, &file, from, seed, load)?;
+        let c = calibrate(suite, &file, sim_us)?;
         anyhow::Ok((file, c))
     };
     // Every core first: what Ed25519 at the reference setting uses sizes the first budget try.
-    let (_, mut signed) = reference(
+    let (_, mut signed) = calibration_run(
         Suite::Ed25519,
+        signed_us,
         every_core,
         &format!("calibration-{}", Suite::Ed25519.name()),
     )?;
@@ -711,8 +725,9 @@ pub fn real_rows(
     if every_core.is_some() {
         let mut budget = sizing_cores / REAL_TARGET_UTILISATION;
         for _ in 0..BUDGET_TRIES {
-            let (file, c) = reference(
+            let (file, c) = calibration_run(
                 Suite::Ed25519,
+                signed_us,
                 Some(budget),
                 &name(Suite::Ed25519, REFERENCE.0),
             )?;
@@ -733,7 +748,7 @@ pub fn real_rows(
         Some(_) => name(Suite::None, REFERENCE.0),
         None => format!("calibration-{}", Suite::None.name()),
     };
-    let (file, plain) = reference(Suite::None, budget, &plain_name)?;
+    let (file, plain) = calibration_run(Suite::None, plain_us, budget, &plain_name)?;
     if budget.is_some() {
         kept.push((Suite::None, file));
     }
@@ -858,14 +873,35 @@ fn median_by_p99(mut runs: Vec<Point>) -> Option<Point> {
     Some(median)
 }
 
-/// What the calibration cluster of `suite` in `file` measured beyond the simulator's model.
-fn calibrate(
+/// The simulator at the reference setting with every core and no overhead: the µs of one core
+/// its crypto and socket model charges `suite` per datagram of the calibration's traffic.
+/// Deterministic, so computed once per suite however many budgets are tried.
+fn simulated_us_per_datagram(
     suite: Suite,
-    file: &Path,
     from: Option<&Path>,
     seed: u64,
     load: Load,
-) -> anyhow::Result<Calibrated> {
+) -> anyhow::Result<f64> {
+    let Some(profile) = PROFILES.iter().find(|p| p.suite == suite && p.dedup) else {
+        bail!("no shift profile for suite {suite}");
+    };
+    let at = Setting {
+        n: REAL_NODES,
+        fanout: REFERENCE.0,
+        interval_ms: REFERENCE.1,
+    };
+    let cpu = CpuModel::slice(profile.costs(from)?, 1.0, sim::QUEUE_CAP);
+    let sim = steady(profile, cpu, at, load, seed)?;
+    let sim_datagrams = sim
+        .datagrams_per_member_per_s
+        .filter(|d| *d > 0.0)
+        .context("the simulated calibration sent nothing")?;
+    Ok(sim.utilisation.unwrap_or(0.0) * 1e6 / sim_datagrams)
+}
+
+/// What the calibration cluster of `suite` in `file` measured beyond the simulator's model,
+/// which charges `sim_us` per datagram ([`simulated_us_per_datagram`]).
+fn calibrate(suite: Suite, file: &Path, sim_us: f64) -> anyhow::Result<Calibrated> {
     let v = read_json(file)?;
     let nodes = f64::from(REAL_NODES);
     let figures = || {
@@ -881,23 +917,6 @@ fn calibrate(
         .datagrams_per_member_per_s
         .context("no datagram rate in the calibration run")?
         * nodes;
-    // The simulator at the same setting with every core and no overhead: what its crypto and
-    // socket model charges per datagram for the same traffic.
-    let Some(profile) = PROFILES.iter().find(|p| p.suite == suite && p.dedup) else {
-        bail!("no shift profile for suite {suite}");
-    };
-    let at = Setting {
-        n: REAL_NODES,
-        fanout: REFERENCE.0,
-        interval_ms: REFERENCE.1,
-    };
-    let cpu = CpuModel::slice(profile.costs(from)?, 1.0, sim::QUEUE_CAP);
-    let sim = steady(profile, cpu, at, load, seed)?;
-    let sim_datagrams = sim
-        .datagrams_per_member_per_s
-        .filter(|d| *d > 0.0)
-        .context("the simulated calibration sent nothing")?;
-    let sim_us = sim.utilisation.unwrap_or(0.0) * 1e6 / sim_datagrams;
     let real_us =
         (used_cores - idle_cores) * 1e6 / (real_datagrams_per_s - idle_datagrams_per_s).max(1.0);
     eprintln!(
@@ -959,10 +978,7 @@ fn real_point(file: &Path, fanout: usize, budget: f64) -> anyhow::Result<Point> 
 pub fn run(a: Args) -> anyhow::Result<()> {
     let t0 = Instant::now();
     let threads = default_threads(a.threads);
-    let sizes = a.nodes.clone().unwrap_or_else(|| match a.full {
-        true => vec![1000, 10_000],
-        false => vec![1000],
-    });
+    let sizes = a.nodes.clone().unwrap_or_else(|| sizes_of(a.full));
     let profiles = pick(&PROFILES, a.suites.as_deref(), "suite", |p| p.name.into())?;
     let from = a.costs_from.as_deref();
     let mut rows = if a.real_only {
@@ -1032,7 +1048,7 @@ pub fn draw(dir: &Path, rows: &[ShiftRow]) -> anyhow::Result<()> {
 /// whole grid at n = 1,000 and 10,000.
 pub fn report_sim(path: &Path, full: bool) -> anyhow::Result<()> {
     let t0 = Instant::now();
-    let sizes: &[u32] = if full { &[1000, 10_000] } else { &[1000] };
+    let sizes = sizes_of(full);
     let from = path.parent();
     // The report's own crypto and pool runs, when they succeeded, price the datagrams.
     let from = from.filter(|d| d.join("crypto.json").is_file());
@@ -1042,7 +1058,7 @@ pub fn report_sim(path: &Path, full: bool) -> anyhow::Result<()> {
         grid(&REPORT_FANOUTS, &REPORT_INTERVALS_MS)
     };
     let rows = simulate(
-        sizes,
+        &sizes,
         &PROFILES,
         g,
         from,
