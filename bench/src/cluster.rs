@@ -46,8 +46,8 @@ const CLUSTER_NAME: &str = "rumor-bench-cluster";
 /// A rumor's payload: small, so the figures are dominated by the protocol, not the payload.
 const PAYLOAD_LEN: usize = 32;
 /// One control request; a node that cannot answer within this is reported, not waited for.
-/// Generous: under a tight CPU budget a suspicion storm can hold a node's core thread for
-/// seconds (2 s was seen to expire), and a slow reply is a measurement, not a failure.
+/// Generous: under a tight CPU budget a stalled cluster held replies for seconds (2 s was seen
+/// to expire), and a slow reply is a measurement, not a failure.
 const CONTROL_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often views and deliveries are polled. Poll results are not timestamps of delivery (those
 /// come from the nodes), only of convergence, detection and rejoin, which this bounds the error of.

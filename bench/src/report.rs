@@ -523,9 +523,9 @@ fn real_section(
     } else {
         format!(
             "Real clusters raised suspicions during the rumor phase ({}): each is broadcast and refuted, \
-             and competes with the rumors for the gossip and the budget. The simulator's members share one \
-             first-come-first-served CPU line, in which a probe's timer waits behind the same work as its \
-             ack, so it rarely sees one.",
+             and competes with the rumors for the gossip and the budget. With nobody failing, a suspicion \
+             means a node stalled past its probe timeout: before transparent huge pages were turned off \
+             (`rumor run --huge-pages`), whole-cluster stalls of page zeroing did this.",
             suspected.join("; ")
         )
     };

@@ -65,8 +65,9 @@ pub const REAL_RUMORS: u32 = 60;
 const REAL_PUBLISH_INTERVAL: Duration = Duration::from_millis(100);
 /// Simulated seeds behind each prediction of a real point. A run's p99 at n = 32 is its
 /// second-slowest rumor of 60, and from one seed to the next it moved by up to 2.3× (Ed25519,
-/// fanout 1: 1.7–3.9 s over 8 seeds), so one seed's run is a poor prediction of the typical
-/// one. Odd, so the median is a run.
+/// fanout 1: 1.7–3.9 s over 8 seeds, then with Poisson publishes; 1.4–2.2 s over 7 on the
+/// harness's schedule), so one seed's run is a poor prediction of the typical one. Odd, so the
+/// median is a run.
 pub const PREDICTION_SEEDS: u64 = 7;
 /// Simulated seeds per point of the sweep (`--seeds`), which keeps the run with the median p99.
 /// With one seed a setting that missed a single (member, rumor) pair of about 100,000 was
