@@ -3,6 +3,7 @@
 pub mod config;
 pub mod control;
 pub mod core;
+pub mod huge_pages;
 pub mod identity;
 pub mod io;
 pub mod metrics;

@@ -369,11 +369,12 @@ fn parse_member_list(path: &std::path::Path) -> anyhow::Result<Vec<RosterMember>
 }
 
 fn run(cfg: RunConfig) -> anyhow::Result<()> {
-    if !cfg.huge_pages {
-        // Before the heap grows: from here on its faults are 4 KiB pages, zeroed as used.
-        if let Err(e) = nix::sys::prctl::set_thp_disable(true) {
-            tracing::warn!("could not turn transparent huge pages off (prctl: {e}); the heap may grow in 2 MiB faults");
-        }
+    // Either way explicitly: the setting is inherited, and a parent may have chosen otherwise.
+    if let Err(e) = rumor::huge_pages::set(cfg.huge_pages) {
+        tracing::warn!(
+            "could not turn transparent huge pages {} (prctl: {e})",
+            if cfg.huge_pages { "on" } else { "off" }
+        );
     }
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
