@@ -323,7 +323,7 @@ fn shift_section(
          interval under a steady load ({} rumors/s cluster-wide) with every member limited to {:.3} % of a core: the \
          budget at which Ed25519 at fanout 3 every 200 ms uses {:.0} % of it. The best setting is the one with the lowest \
          p99 time to full dissemination among those that delivered every rumor to every member with no member \
-         shedding or falling more than {} s behind (one seed per setting: a setting that lost one (member, rumor) pair \
+         shedding and without the members falling more than {} s behind on average (one seed per setting: a setting that lost one (member, rumor) pair \
          to the retransmit limit's designed miss rate is out). CPU is the mean \
          member's use of its budget at that setting.\n\n| suite | source | n | best fanout | interval ms | p50 ms | p99 ms | CPU at best | CPU at fanout 3 / 200 ms |\n|---|---|---:|---:|---:|---:|---:|---:|---:|",
         sim_rows.first().map_or(f64::NAN, |r| r.load_rumors_per_s),

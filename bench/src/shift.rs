@@ -204,7 +204,8 @@ pub struct Point {
     pub utilisation: Option<f64>,
     pub utilisation_max: Option<f64>,
     pub shed: u64,
-    /// The point stopped early: a member fell more than [`OVERLOAD_LAG`] behind or shed.
+    /// The point stopped early: the members fell more than [`OVERLOAD_LAG`] behind on average,
+    /// or one shed.
     pub overloaded: bool,
     /// Datagrams each member sent per second while the load ran and drained (real: the
     /// cluster's rumor phase).
@@ -253,13 +254,15 @@ pub struct ShiftRow {
     pub grid: Vec<Point>,
 }
 
-/// A member whose CPU is booked this far ahead (or that shed a datagram) disqualifies the
-/// setting, and its point stops there: its p99 could only exceed this, far above any lossless
-/// setting's, and simulating a backlog that grows without bound costs memory and time.
+/// Members whose CPUs are booked this far ahead on average (or a member that shed a datagram)
+/// disqualify the setting, and its point stops there: a backlog the whole cluster shares grows
+/// without bound, and simulating it costs memory and time (at n = 10,000, gigabytes). The mean,
+/// not the worst member: one member's burst (a push-pull sync of 10,000 members costs its
+/// receiver 1.8 s of an Ed25519 budget there) delays rumors, which p99 counts, but passes.
 pub const OVERLOAD_LAG: Duration = Duration::from_secs(3);
 
 fn overloaded(w: &World) -> bool {
-    w.counters.shed > 0 || w.counters.max_lag_us > OVERLOAD_LAG.as_micros() as u64
+    w.counters.shed > 0 || w.mean_lag_us() > OVERLOAD_LAG.as_micros() as u64
 }
 
 /// Runs one grid point: a converged cluster, `load.rumors` rumors published by random members at
@@ -296,7 +299,15 @@ pub fn steady(
     let (budget, background) = (cpu.budget, cpu.background);
     let mut w = World::converged(n, cfg, net, cpu, seed)?;
     let mut rng = StdRng::seed_from_u64(seed ^ 0x6c6f_6164);
-    w.run_until(settle);
+    // Runs until `until`, a gossip interval at a time, stopping early once `done` holds or the
+    // setting shows itself overloaded: even without rumors (membership gossip alone overloads
+    // Ed25519 at fanout 1 every 50 ms at n = 10,000), whose backlog would grow to gigabytes.
+    let run = |w: &mut World, until: u64, done: &dyn Fn(&World) -> bool| {
+        while w.now_us() < until && !done(w) && !overloaded(w) {
+            w.run_until((w.now_us() + g_us).min(until));
+        }
+    };
+    run(&mut w, settle, &|_| false);
     let start = w.now_us();
     let busy0 = w.busy_us();
     let sent0 = w.counters.sent;
@@ -307,13 +318,13 @@ pub fn steady(
     let mut t = start as f64;
     for _ in 0..load.rumors {
         t += load.spacing.gap_s(load.per_s, &mut rng) * 1e6;
-        w.run_until(t as u64);
+        run(&mut w, t as u64, &|_| false);
+        if overloaded(&w) {
+            break;
+        }
         let from = rng.gen_range(0..n);
         if let Some(seq) = w.publish(from, payload.clone()) {
             keys.push((from, seq));
-        }
-        if overloaded(&w) {
-            break;
         }
     }
     let end_load = w.now_us();
@@ -323,23 +334,17 @@ pub fn steady(
         keys.iter()
             .all(|k| w.rumors().get(k).is_some_and(|t| t.delivered >= everyone))
     };
-    let drain_until = |w: &mut World, until: u64| {
-        while w.now_us() < until && !complete(w) && !overloaded(w) {
-            w.run_until((w.now_us() + g_us).min(until));
-        }
-    };
     // The cost window, as the real cluster's rumor phase measures it: until every rumor is
     // everywhere (at most one retransmission span after the last publish), then one more span
     // for the last retransmissions.
-    drain_until(&mut w, end_load + span);
-    if !overloaded(&w) {
-        w.run_until(w.now_us() + span);
-    }
+    run(&mut w, end_load + span, &complete);
+    let last_retransmissions = w.now_us() + span;
+    run(&mut w, last_retransmissions, &|_| false);
     let end_cost = w.now_us().max(start + 1);
     let busy1 = w.busy_us();
     let sent1 = w.counters.sent;
     let suspicions = suspicions(&w) - suspicions0;
-    drain_until(&mut w, deadline);
+    run(&mut w, deadline, &complete);
     let mut lat: Vec<u64> = Vec::new();
     let mut delivered = 0u64;
     for k in &keys {

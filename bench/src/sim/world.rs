@@ -1,10 +1,14 @@
 //! The discrete-event world the simulator runs: N real `rumor::core::Core`s on one virtual clock
 //! (microseconds; the cores see whole milliseconds), a network (latency, loss, a partition) and
-//! a CPU per member. Each member's CPU serves one thing at a time: a received datagram waits
-//! behind earlier ones (and is shed when `queue_cap` are already waiting), its cost comes from the
-//! [`CostModel`], and every datagram the member sends occupies the CPU before it leaves. So an
-//! overloaded member queues, delays and sheds as a real one does, and utilisation is its busy
-//! time over elapsed time.
+//! a CPU per member. Costs come from the [`CostModel`]; a member's CPU has the node's two kinds
+//! of work. Receive work (io thread and verification pool) is served in arrival order: a
+//! datagram waits behind earlier ones, and is shed when `queue_cap` are already waiting. Core
+//! work (timers, origin checks, sealing and sending) runs ahead of waiting receive work, as the
+//! node's core thread does: it sleeps between short bursts, and the scheduler runs a thread
+//! waking from sleep before one that has been busy (CFS and EEVDF wake-up preemption). Its time
+//! comes out of the same budget, so receive work waits that much longer. So an overloaded
+//! member keeps gossiping but queues, delays and sheds what it receives, as a real one does, and
+//! utilisation is its busy time over elapsed time.
 //! Reference: the event-list (next-event time advance) discrete-event simulation of Law and
 //! Kelton, "Simulation Modeling and Analysis", ch. 1; ties are broken by insertion order, so one
 //! seed gives one history.
@@ -20,7 +24,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rumor::core::{Action, Boot, Config, Core, Millis, Roster};
 
-use super::cost::{CostModel, Incoming};
+use super::cost::CostModel;
 
 const US_PER_MS: u64 = 1000;
 /// Members a restarted member joins through (the first live ones by id).
@@ -85,8 +89,6 @@ pub struct Counters {
     pub max_backlog: u32,
     /// Members convicted of equivocation (none, unless the core has a bug: nobody lies here).
     pub excluded: u64,
-    /// Longest any member's CPU was booked ahead of the clock: how far behind it fell, µs.
-    pub max_lag_us: u64,
 }
 
 /// One application rumor's spread.
@@ -97,11 +99,25 @@ pub struct Track {
     pub last_us: u64,
 }
 
+/// When one CPU is booked until, µs, per kind of work.
+#[derive(Clone, Copy, Default)]
+struct Booked {
+    receive: u64,
+    core: u64,
+}
+
+/// The two kinds of work on a member's CPU (see the module doc).
+#[derive(Clone, Copy)]
+enum Work {
+    Receive,
+    Core,
+}
+
 #[derive(Default)]
 struct Member {
     core: Option<Core>,
     epoch: u64,
-    busy_until: u64,
+    booked: Booked,
     backlog: u32,
     busy_us: f64,
     /// The time this member's timer is filed under in the event list.
@@ -116,7 +132,15 @@ enum Kind {
         bytes: usize,
         messages: Vec<Message>,
     },
-    Process {
+    /// The receive path is done with a datagram: the core thread takes it.
+    Received {
+        from: MemberId,
+        to: MemberId,
+        epoch: u64,
+        messages: Vec<Message>,
+    },
+    /// The core thread has checked its origins: the core applies it.
+    Apply {
         from: MemberId,
         to: MemberId,
         epoch: u64,
@@ -160,7 +184,7 @@ pub struct World {
     net: NetModel,
     cpu: CpuModel,
     /// When the shared CPU pool is booked until (with `CpuModel::shared`).
-    shared_until: u64,
+    shared: Booked,
     pub counters: Counters,
     rumors: BTreeMap<(MemberId, u64), Track>,
     /// The member whose first suspicion (by anyone) is being timed, and when it came.
@@ -200,7 +224,7 @@ impl World {
             rng: StdRng::seed_from_u64(seed ^ 0x6e65_7477_6f72_6b00),
             net,
             cpu,
-            shared_until: 0,
+            shared: Booked::default(),
             counters: Counters::default(),
             rumors: BTreeMap::new(),
             watch: None,
@@ -248,6 +272,21 @@ impl World {
 
     pub fn running(&self) -> impl Iterator<Item = MemberId> + '_ {
         (0..self.members.len() as MemberId).filter(|i| self.members[*i as usize].core.is_some())
+    }
+
+    /// How far ahead of the clock the running members' CPUs are booked, on average, µs: how far
+    /// behind the cluster has fallen.
+    pub fn mean_lag_us(&self) -> u64 {
+        let behind = |b: &Booked| b.receive.max(b.core).saturating_sub(self.now);
+        if self.cpu.shared {
+            return behind(&self.shared);
+        }
+        let (sum, running) = self
+            .members
+            .iter()
+            .filter(|m| m.core.is_some())
+            .fold((0u64, 0u64), |(s, k), m| (s + behind(&m.booked), k + 1));
+        sum / running.max(1)
     }
 
     /// CPU µs each member has been busy since the start, by id.
@@ -300,7 +339,10 @@ impl World {
         m.core = None;
         m.timer = None;
         m.backlog = 0;
-        m.busy_until = self.now;
+        m.booked = Booked {
+            receive: self.now,
+            core: self.now,
+        };
     }
 
     /// Boots a crashed member again, one epoch later, joining through the first live members.
@@ -338,12 +380,18 @@ impl World {
                     bytes,
                     messages,
                 } => self.arrive(from, to, bytes, messages),
-                Kind::Process {
+                Kind::Received {
                     from,
                     to,
                     epoch,
                     messages,
-                } => self.process(from, to, epoch, messages),
+                } => self.received(from, to, epoch, messages),
+                Kind::Apply {
+                    from,
+                    to,
+                    epoch,
+                    messages,
+                } => self.apply(from, to, epoch, messages),
             }
         }
         self.now = self.now.max(until);
@@ -355,12 +403,12 @@ impl World {
         if m.timer != Some(at) {
             return; // refiled since
         }
-        // Timers run on the member's CPU too: behind the work already booked on it, as a node's
-        // gossip round waits for its busy core thread (an overloaded node gossips less often).
+        // Timers run on the core thread: after the core work already booked (a busy core thread
+        // gossips late), not after the receive queue.
         let free = if self.cpu.shared {
-            self.shared_until
+            self.shared.core
         } else {
-            m.busy_until
+            m.booked.core
         };
         if free > self.now {
             m.timer = Some(free);
@@ -377,34 +425,22 @@ impl World {
     fn arrive(&mut self, from: MemberId, to: MemberId, bytes: usize, messages: Vec<Message>) {
         let cap = self.cpu.queue_cap;
         let m = &mut self.members[to as usize];
-        let Some(core) = m.core.as_ref() else {
+        if m.core.is_none() {
             self.counters.to_crashed += 1;
             return;
-        };
+        }
         if m.backlog >= cap {
             self.counters.shed += 1;
             return;
         }
-        let (mut rumors, mut new_rumors) = (0, 0);
-        for msg in &messages {
-            if let Message::Rumor(r) = msg {
-                rumors += 1;
-                new_rumors += usize::from(!core.knows_rumor(r.origin, r.seq));
-            }
-        }
-        let cost = self.cpu.costs.recv_us(&Incoming {
-            bytes,
-            rumors,
-            new_rumors,
-            backlog: m.backlog,
-        });
+        let cost = self.cpu.costs.ingress_us(bytes, m.backlog);
         m.backlog += 1;
         self.counters.max_backlog = self.counters.max_backlog.max(m.backlog);
         let epoch = m.epoch;
-        let done = self.book(to, cost);
+        let done = self.book(to, cost, Work::Receive);
         self.push(
             done,
-            Kind::Process {
+            Kind::Received {
                 from,
                 to,
                 epoch,
@@ -413,14 +449,45 @@ impl World {
         );
     }
 
-    fn process(&mut self, from: MemberId, to: MemberId, epoch: u64, messages: Vec<Message>) {
+    /// Hands a received datagram to the core thread, which checks its rumors' origins first.
+    fn received(&mut self, from: MemberId, to: MemberId, epoch: u64, messages: Vec<Message>) {
+        let m = &mut self.members[to as usize];
+        if m.epoch != epoch {
+            return;
+        }
+        let Some(core) = m.core.as_ref() else { return };
+        m.backlog = m.backlog.saturating_sub(1);
+        let (mut rumors, mut news) = (0, 0);
+        for msg in &messages {
+            if let Message::Rumor(r) = msg {
+                rumors += 1;
+                news += usize::from(!core.knows_rumor(r.origin, r.seq));
+            }
+        }
+        let cost = self.cpu.costs.origins_us(rumors, news);
+        if cost > 0.0 {
+            let done = self.book(to, cost, Work::Core);
+            self.push(
+                done,
+                Kind::Apply {
+                    from,
+                    to,
+                    epoch,
+                    messages,
+                },
+            );
+        } else {
+            self.apply(from, to, epoch, messages);
+        }
+    }
+
+    fn apply(&mut self, from: MemberId, to: MemberId, epoch: u64, messages: Vec<Message>) {
         let now = self.now_ms();
         let m = &mut self.members[to as usize];
         if m.epoch != epoch {
             return;
         }
         let Some(core) = m.core.as_mut() else { return };
-        m.backlog = m.backlog.saturating_sub(1);
         core.handle_datagram(now, from, messages);
         self.drain(to);
     }
@@ -464,31 +531,44 @@ impl World {
         }
     }
 
-    /// Books `cost_us` of one core's work for member `id` on its CPU (its own slice, or the
-    /// shared pool) and returns when the work is done. The member's busy time counts the work
-    /// at its budget's speed, so busy time over wall time is its use of its budget either way.
-    fn book(&mut self, id: MemberId, cost_us: f64) -> u64 {
+    /// Books `cost_us` of one core's `work` for member `id` on its CPU (its own slice, or the
+    /// shared pool) and returns when the work is done. Core work runs ahead of waiting receive
+    /// work and pushes it back by its length; receive work starts after both. The member's busy
+    /// time counts the work at its budget's speed, so busy time over wall time is its use of its
+    /// budget either way.
+    fn book(&mut self, id: MemberId, cost_us: f64, work: Work) -> u64 {
         let n = self.members.len() as f64;
+        let now = self.now;
         let m = &mut self.members[id as usize];
         let own = self.cpu.budget - self.cpu.background;
-        let (line, speed) = if self.cpu.shared {
-            (&mut self.shared_until, own * n)
+        let (cpu, speed) = if self.cpu.shared {
+            (&mut self.shared, own * n)
         } else {
-            (&mut m.busy_until, own)
+            (&mut m.booked, own)
         };
-        let start = (*line).max(self.now);
         // Whole microseconds, at least one: the clock is integer and work is never free.
-        let done = start + ((cost_us / speed).ceil() as u64).max(1);
-        *line = done;
+        let len = ((cost_us / speed).ceil() as u64).max(1);
+        let done = match work {
+            Work::Receive => {
+                cpu.receive = cpu.receive.max(cpu.core).max(now) + len;
+                cpu.receive
+            }
+            Work::Core => {
+                cpu.core = cpu.core.max(now) + len;
+                if cpu.receive > now {
+                    cpu.receive += len;
+                }
+                cpu.core
+            }
+        };
         m.busy_us += cost_us / self.cpu.budget;
-        self.counters.max_lag_us = self.counters.max_lag_us.max(done - self.now);
         done
     }
 
     /// Seals (CPU), then puts the datagram on the wire.
     fn send(&mut self, from: MemberId, to: MemberId, messages: Vec<Message>) {
         let bytes = sealed_len(&self.cfg, &messages);
-        let departs = self.book(from, self.cpu.costs.send_us(bytes));
+        let departs = self.book(from, self.cpu.costs.send_us(bytes), Work::Core);
         self.counters.sent += 1;
         self.counters.bytes += bytes as u64;
         if to as usize >= self.members.len() {
