@@ -323,13 +323,15 @@ fn shift_section(
          interval under a steady load ({} rumors/s cluster-wide) with every member limited to {:.3} % of a core: the \
          budget at which Ed25519 at fanout 3 every 200 ms uses {:.0} % of it. The best setting is the one with the lowest \
          p99 time to full dissemination among those that delivered every rumor to every member with no member \
-         shedding and without the members falling more than {} s behind on average (one seed per setting: a setting that lost one (member, rumor) pair \
+         shedding, without the members falling more than {} s behind on average, and without one in {} of them falsely \
+         suspected (one seed per setting: a setting that lost one (member, rumor) pair \
          to the retransmit limit's designed miss rate is out). CPU is the mean \
          member's use of its budget at that setting.\n\n| suite | source | n | best fanout | interval ms | p50 ms | p99 ms | CPU at best | CPU at fanout 3 / 200 ms |\n|---|---|---:|---:|---:|---:|---:|---:|---:|",
         sim_rows.first().map_or(f64::NAN, |r| r.load_rumors_per_s),
         budget * 100.0,
         shift::TARGET_UTILISATION * 100.0,
-        shift::OVERLOAD_LAG.as_secs_f64()
+        shift::OVERLOAD_LAG.as_secs_f64(),
+        shift::STORM_ONE_IN
     );
     let pct = |v: Option<f64>| v.map_or("-".into(), |u| format!("{:.0} %", u * 100.0));
     for r in sim_rows.iter().chain(real_rows) {

@@ -111,10 +111,9 @@ pub struct CostModel {
     origin_verify_us: f64,
     /// The hop check is a signature and can join a verification batch.
     hop_is_signature: bool,
-    /// Verify each rumor's origin only the first time this member sees it (the node checks only
-    /// news).
+    /// Verify each rumor's origin only the first time this member sees it (the pool's dedup).
     pub dedup: bool,
-    /// Hop signatures verified with others in a batch cost 1/`batch_gain` each.
+    /// Signatures verified with others in a batch cost 1/`batch_gain` each.
     pub batch: bool,
     batch_gain: f64,
     /// Per received datagram, the process's own cost beyond socket and crypto: thread hand-offs,
@@ -122,6 +121,16 @@ pub struct CostModel {
     pub overhead_us: f64,
     /// The model's source, for the report.
     pub source: String,
+}
+
+/// What one received datagram asks of the verifier.
+pub struct Incoming {
+    pub bytes: usize,
+    /// Rumors in the datagram, and those the member has not seen yet.
+    pub rumors: usize,
+    pub new_rumors: usize,
+    /// Datagrams already waiting for this member's CPU (a batch can form only with company).
+    pub backlog: u32,
 }
 
 impl CostModel {
@@ -244,26 +253,20 @@ impl CostModel {
         })
     }
 
-    /// µs of one core for the receive path of a datagram of `bytes` (the io thread and the
-    /// verification pool): socket, opening it or checking its hop signature, and the process
-    /// overhead. `backlog` datagrams already wait: a batch can form only with company.
-    pub fn ingress_us(&self, bytes: usize, backlog: u32) -> f64 {
-        let hop = self.recv.eval(bytes);
-        let hop = if self.hop_is_signature && self.batch && backlog > 0 {
+    /// µs of one core to receive and verify `d`.
+    pub fn recv_us(&self, d: &Incoming) -> f64 {
+        let origins = if self.dedup { d.new_rumors } else { d.rumors };
+        let signatures = origins + usize::from(self.hop_is_signature);
+        let batched = self.batch && (d.backlog > 0 || signatures > 1);
+        let per_sig = |us: f64| if batched { us / self.batch_gain } else { us };
+        let hop = self.recv.eval(d.bytes);
+        let hop = if self.hop_is_signature {
             // Only the verification part batches; the socket part does not.
-            SOCKET_RECV_US + (hop - SOCKET_RECV_US) / self.batch_gain
+            SOCKET_RECV_US + per_sig(hop - SOCKET_RECV_US)
         } else {
             hop
         };
-        hop + self.overhead_us
-    }
-
-    /// µs of the core thread to check the origin signatures of a datagram's `rumors` before it
-    /// applies them, `new_rumors` of them not seen yet. The node checks them there one at a
-    /// time (`Runtime::provenance_ok`), so they never batch; with dedup only the news is checked.
-    pub fn origins_us(&self, rumors: usize, new_rumors: usize) -> f64 {
-        let checked = if self.dedup { new_rumors } else { rumors };
-        checked as f64 * self.origin_verify_us
+        hop + origins as f64 * per_sig(self.origin_verify_us) + self.overhead_us
     }
 
     /// µs of one core to seal and send a datagram of `bytes`.
@@ -276,21 +279,29 @@ impl CostModel {
 mod tests {
     use super::*;
 
+    fn incoming(rumors: usize, new_rumors: usize, backlog: u32) -> Incoming {
+        Incoming {
+            bytes: 300,
+            rumors,
+            new_rumors,
+            backlog,
+        }
+    }
+
     #[test]
     fn signatures_cost_more_and_dedup_and_batching_save() {
         let none = CostModel::measured(Suite::None).expect("none");
         let aead = CostModel::measured(Suite::Aes256Gcm).expect("aead");
         let mut ed = CostModel::measured(Suite::Ed25519).expect("ed");
-        let cost = |m: &CostModel, backlog| m.ingress_us(300, backlog) + m.origins_us(3, 1);
-        assert!(cost(&none, 0) < cost(&aead, 0));
-        assert!(cost(&aead, 0) * 10.0 < cost(&ed, 0));
-        // A hop signature is batched only when others wait behind it; origins never are.
-        assert!(ed.ingress_us(300, 5) < ed.ingress_us(300, 0));
-        assert_eq!(none.origins_us(3, 1), 0.0);
-        let with = cost(&ed, 5);
+        let one = incoming(3, 1, 0);
+        assert!(none.recv_us(&one) < aead.recv_us(&one));
+        assert!(aead.recv_us(&one) * 10.0 < ed.recv_us(&one));
+        // A lone hop signature is batched only when others wait behind it.
+        assert!(ed.recv_us(&incoming(0, 0, 5)) < ed.recv_us(&incoming(0, 0, 0)));
+        let with = ed.recv_us(&one);
         ed.dedup = false;
         ed.batch = false;
-        assert!(cost(&ed, 5) > 2.0 * with);
+        assert!(ed.recv_us(&one) > 2.0 * with);
         // Bigger datagrams cost more to seal.
         assert!(aead.send_us(1300) > aead.send_us(160));
     }

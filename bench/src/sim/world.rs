@@ -1,14 +1,10 @@
 //! The discrete-event world the simulator runs: N real `rumor::core::Core`s on one virtual clock
 //! (microseconds; the cores see whole milliseconds), a network (latency, loss, a partition) and
-//! a CPU per member. Costs come from the [`CostModel`]; a member's CPU has the node's two kinds
-//! of work. Receive work (io thread and verification pool) is served in arrival order: a
-//! datagram waits behind earlier ones, and is shed when `queue_cap` are already waiting. Core
-//! work (timers, origin checks, sealing and sending) runs ahead of waiting receive work, as the
-//! node's core thread does: it sleeps between short bursts, and the scheduler runs a thread
-//! waking from sleep before one that has been busy (CFS and EEVDF wake-up preemption). Its time
-//! comes out of the same budget, so receive work waits that much longer. So an overloaded
-//! member keeps gossiping but queues, delays and sheds what it receives, as a real one does, and
-//! utilisation is its busy time over elapsed time.
+//! a CPU per member. Each member's CPU serves one thing at a time: a received datagram waits
+//! behind earlier ones (and is shed when `queue_cap` are already waiting), its cost comes from the
+//! [`CostModel`], and every datagram the member sends occupies the CPU before it leaves. So an
+//! overloaded member queues, delays and sheds as a real one does, and utilisation is its busy
+//! time over elapsed time.
 //! Reference: the event-list (next-event time advance) discrete-event simulation of Law and
 //! Kelton, "Simulation Modeling and Analysis", ch. 1; ties are broken by insertion order, so one
 //! seed gives one history.
@@ -24,7 +20,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rumor::core::{Action, Boot, Config, Core, Millis, Roster};
 
-use super::cost::CostModel;
+use super::cost::{CostModel, Incoming};
 
 const US_PER_MS: u64 = 1000;
 /// Members a restarted member joins through (the first live ones by id).
@@ -99,25 +95,11 @@ pub struct Track {
     pub last_us: u64,
 }
 
-/// When one CPU is booked until, µs, per kind of work.
-#[derive(Clone, Copy, Default)]
-struct Booked {
-    receive: u64,
-    core: u64,
-}
-
-/// The two kinds of work on a member's CPU (see the module doc).
-#[derive(Clone, Copy)]
-enum Work {
-    Receive,
-    Core,
-}
-
 #[derive(Default)]
 struct Member {
     core: Option<Core>,
     epoch: u64,
-    booked: Booked,
+    busy_until: u64,
     backlog: u32,
     busy_us: f64,
     /// The time this member's timer is filed under in the event list.
@@ -132,15 +114,7 @@ enum Kind {
         bytes: usize,
         messages: Vec<Message>,
     },
-    /// The receive path is done with a datagram: the core thread takes it.
-    Received {
-        from: MemberId,
-        to: MemberId,
-        epoch: u64,
-        messages: Vec<Message>,
-    },
-    /// The core thread has checked its origins: the core applies it.
-    Apply {
+    Process {
         from: MemberId,
         to: MemberId,
         epoch: u64,
@@ -184,7 +158,7 @@ pub struct World {
     net: NetModel,
     cpu: CpuModel,
     /// When the shared CPU pool is booked until (with `CpuModel::shared`).
-    shared: Booked,
+    shared_until: u64,
     pub counters: Counters,
     rumors: BTreeMap<(MemberId, u64), Track>,
     /// The member whose first suspicion (by anyone) is being timed, and when it came.
@@ -224,7 +198,7 @@ impl World {
             rng: StdRng::seed_from_u64(seed ^ 0x6e65_7477_6f72_6b00),
             net,
             cpu,
-            shared: Booked::default(),
+            shared_until: 0,
             counters: Counters::default(),
             rumors: BTreeMap::new(),
             watch: None,
@@ -277,15 +251,16 @@ impl World {
     /// How far ahead of the clock the running members' CPUs are booked, on average, µs: how far
     /// behind the cluster has fallen.
     pub fn mean_lag_us(&self) -> u64 {
-        let behind = |b: &Booked| b.receive.max(b.core).saturating_sub(self.now);
         if self.cpu.shared {
-            return behind(&self.shared);
+            return self.shared_until.saturating_sub(self.now);
         }
         let (sum, running) = self
             .members
             .iter()
             .filter(|m| m.core.is_some())
-            .fold((0u64, 0u64), |(s, k), m| (s + behind(&m.booked), k + 1));
+            .fold((0u64, 0u64), |(s, k), m| {
+                (s + m.busy_until.saturating_sub(self.now), k + 1)
+            });
         sum / running.max(1)
     }
 
@@ -339,10 +314,7 @@ impl World {
         m.core = None;
         m.timer = None;
         m.backlog = 0;
-        m.booked = Booked {
-            receive: self.now,
-            core: self.now,
-        };
+        m.busy_until = self.now;
     }
 
     /// Boots a crashed member again, one epoch later, joining through the first live members.
@@ -380,18 +352,12 @@ impl World {
                     bytes,
                     messages,
                 } => self.arrive(from, to, bytes, messages),
-                Kind::Received {
+                Kind::Process {
                     from,
                     to,
                     epoch,
                     messages,
-                } => self.received(from, to, epoch, messages),
-                Kind::Apply {
-                    from,
-                    to,
-                    epoch,
-                    messages,
-                } => self.apply(from, to, epoch, messages),
+                } => self.process(from, to, epoch, messages),
             }
         }
         self.now = self.now.max(until);
@@ -403,12 +369,12 @@ impl World {
         if m.timer != Some(at) {
             return; // refiled since
         }
-        // Timers run on the core thread: after the core work already booked (a busy core thread
-        // gossips late), not after the receive queue.
+        // Timers run on the member's CPU too: behind the work already booked on it, as a node's
+        // gossip round waits for its busy core thread (an overloaded node gossips less often).
         let free = if self.cpu.shared {
-            self.shared.core
+            self.shared_until
         } else {
-            m.booked.core
+            m.busy_until
         };
         if free > self.now {
             m.timer = Some(free);
@@ -425,22 +391,34 @@ impl World {
     fn arrive(&mut self, from: MemberId, to: MemberId, bytes: usize, messages: Vec<Message>) {
         let cap = self.cpu.queue_cap;
         let m = &mut self.members[to as usize];
-        if m.core.is_none() {
+        let Some(core) = m.core.as_ref() else {
             self.counters.to_crashed += 1;
             return;
-        }
+        };
         if m.backlog >= cap {
             self.counters.shed += 1;
             return;
         }
-        let cost = self.cpu.costs.ingress_us(bytes, m.backlog);
+        let (mut rumors, mut new_rumors) = (0, 0);
+        for msg in &messages {
+            if let Message::Rumor(r) = msg {
+                rumors += 1;
+                new_rumors += usize::from(!core.knows_rumor(r.origin, r.seq));
+            }
+        }
+        let cost = self.cpu.costs.recv_us(&Incoming {
+            bytes,
+            rumors,
+            new_rumors,
+            backlog: m.backlog,
+        });
         m.backlog += 1;
         self.counters.max_backlog = self.counters.max_backlog.max(m.backlog);
         let epoch = m.epoch;
-        let done = self.book(to, cost, Work::Receive);
+        let done = self.book(to, cost);
         self.push(
             done,
-            Kind::Received {
+            Kind::Process {
                 from,
                 to,
                 epoch,
@@ -449,45 +427,14 @@ impl World {
         );
     }
 
-    /// Hands a received datagram to the core thread, which checks its rumors' origins first.
-    fn received(&mut self, from: MemberId, to: MemberId, epoch: u64, messages: Vec<Message>) {
-        let m = &mut self.members[to as usize];
-        if m.epoch != epoch {
-            return;
-        }
-        let Some(core) = m.core.as_ref() else { return };
-        m.backlog = m.backlog.saturating_sub(1);
-        let (mut rumors, mut news) = (0, 0);
-        for msg in &messages {
-            if let Message::Rumor(r) = msg {
-                rumors += 1;
-                news += usize::from(!core.knows_rumor(r.origin, r.seq));
-            }
-        }
-        let cost = self.cpu.costs.origins_us(rumors, news);
-        if cost > 0.0 {
-            let done = self.book(to, cost, Work::Core);
-            self.push(
-                done,
-                Kind::Apply {
-                    from,
-                    to,
-                    epoch,
-                    messages,
-                },
-            );
-        } else {
-            self.apply(from, to, epoch, messages);
-        }
-    }
-
-    fn apply(&mut self, from: MemberId, to: MemberId, epoch: u64, messages: Vec<Message>) {
+    fn process(&mut self, from: MemberId, to: MemberId, epoch: u64, messages: Vec<Message>) {
         let now = self.now_ms();
         let m = &mut self.members[to as usize];
         if m.epoch != epoch {
             return;
         }
         let Some(core) = m.core.as_mut() else { return };
+        m.backlog = m.backlog.saturating_sub(1);
         core.handle_datagram(now, from, messages);
         self.drain(to);
     }
@@ -531,36 +478,22 @@ impl World {
         }
     }
 
-    /// Books `cost_us` of one core's `work` for member `id` on its CPU (its own slice, or the
-    /// shared pool) and returns when the work is done. Core work runs ahead of waiting receive
-    /// work and pushes it back by its length; receive work starts after both. The member's busy
-    /// time counts the work at its budget's speed, so busy time over wall time is its use of its
-    /// budget either way.
-    fn book(&mut self, id: MemberId, cost_us: f64, work: Work) -> u64 {
+    /// Books `cost_us` of one core's work for member `id` on its CPU (its own slice, or the
+    /// shared pool) and returns when the work is done. The member's busy time counts the work
+    /// at its budget's speed, so busy time over wall time is its use of its budget either way.
+    fn book(&mut self, id: MemberId, cost_us: f64) -> u64 {
         let n = self.members.len() as f64;
-        let now = self.now;
         let m = &mut self.members[id as usize];
         let own = self.cpu.budget - self.cpu.background;
-        let (cpu, speed) = if self.cpu.shared {
-            (&mut self.shared, own * n)
+        let (line, speed) = if self.cpu.shared {
+            (&mut self.shared_until, own * n)
         } else {
-            (&mut m.booked, own)
+            (&mut m.busy_until, own)
         };
+        let start = (*line).max(self.now);
         // Whole microseconds, at least one: the clock is integer and work is never free.
-        let len = ((cost_us / speed).ceil() as u64).max(1);
-        let done = match work {
-            Work::Receive => {
-                cpu.receive = cpu.receive.max(cpu.core).max(now) + len;
-                cpu.receive
-            }
-            Work::Core => {
-                cpu.core = cpu.core.max(now) + len;
-                if cpu.receive > now {
-                    cpu.receive += len;
-                }
-                cpu.core
-            }
-        };
+        let done = start + ((cost_us / speed).ceil() as u64).max(1);
+        *line = done;
         m.busy_us += cost_us / self.cpu.budget;
         done
     }
@@ -568,7 +501,7 @@ impl World {
     /// Seals (CPU), then puts the datagram on the wire.
     fn send(&mut self, from: MemberId, to: MemberId, messages: Vec<Message>) {
         let bytes = sealed_len(&self.cfg, &messages);
-        let departs = self.book(from, self.cpu.costs.send_us(bytes), Work::Core);
+        let departs = self.book(from, self.cpu.costs.send_us(bytes));
         self.counters.sent += 1;
         self.counters.bytes += bytes as u64;
         if to as usize >= self.members.len() {
