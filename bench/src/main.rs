@@ -12,6 +12,7 @@ mod cpu_budget;
 mod crypto;
 mod ingest;
 mod pool;
+mod progress;
 mod protection;
 mod report;
 mod shift;

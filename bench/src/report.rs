@@ -11,7 +11,9 @@ use std::time::Instant;
 use anyhow::Context;
 use serde_json::{json, Value};
 
-use crate::{attacks, charts, cluster, crypto, ingest, pool, protection, shift, sim, util};
+use crate::{
+    attacks, charts, cluster, crypto, ingest, pool, progress, protection, shift, sim, util,
+};
 
 /// The real 32-member clusters the report runs: the baseline, a shared-key AEAD, per-member
 /// signatures, and signatures with the authority layer (f = 1): (stage, file, suite, f).
@@ -103,13 +105,79 @@ pub fn run(args: &Args) -> anyhow::Result<PathBuf> {
     let (quick, full) = (scale == Scale::Quick, scale == Scale::Full);
     let dir = util::report_dir()?;
     eprintln!("rumor-bench: writing {}", dir.display());
+    // The stages in order: (name, file, run).
+    type Run<'a> = Box<dyn Fn(PathBuf) -> anyhow::Result<()> + 'a>;
+    let mut plan: Vec<(&str, &'static str, Run)> = vec![
+        (
+            "crypto",
+            "crypto.json",
+            Box::new(|p| crypto::run(crypto::Args::for_report(p, quick))),
+        ),
+        (
+            "pool",
+            "pool.json",
+            Box::new(|p| pool::run(pool::Args::for_report(p, quick))),
+        ),
+    ];
+    for l in protection::LEVELS.iter().filter(|_| !quick) {
+        plan.push((
+            l.name,
+            l.ingest_file,
+            Box::new(move |p| {
+                ingest::run(ingest::Args::live_for_report(
+                    l.suite(),
+                    l.tolerate(),
+                    INGEST_SECONDS,
+                    p,
+                ))
+            }),
+        ));
+    }
+    for (name, file, suite, tolerate) in CLUSTERS {
+        plan.push((
+            name,
+            file,
+            Box::new(move |p| cluster::run(cluster::Args::for_report(suite, tolerate, quick, p))),
+        ));
+    }
+    if args.attacks {
+        plan.push((
+            "attacks",
+            "attacks.json",
+            Box::new(|p| attacks::run(attacks::Args::for_report(p))),
+        ));
+    }
+    plan.push((
+        "sim validation",
+        "sim-validation.json",
+        Box::new(|p| {
+            // This run's crypto and pool measurements price the datagrams when it has them.
+            let costs = Some(dir.clone()).filter(|d| d.join("crypto.json").is_file());
+            let chart = p.with_file_name("sim-validation.svg");
+            sim::run(sim::Args::for_report(p, chart, scale, costs))
+        }),
+    ));
+    if !quick {
+        plan.push((
+            "shift (simulated)",
+            "shift-sim.json",
+            Box::new(|p| shift::report_sim(&p, full)),
+        ));
+        plan.push((
+            "shift (real, n = 32)",
+            "shift-real.json",
+            Box::new(|p| shift::report_real(&p)),
+        ));
+    }
+    let bar = progress::bar(plan.len() as u64, "rumor-bench".into());
     let mut stages = Vec::new();
-    let mut stage = |name, file: &'static str, f: &dyn Fn(PathBuf) -> anyhow::Result<()>| {
-        eprintln!("rumor-bench: stage {name}");
+    for (name, file, run) in plan {
+        bar.set_message(name);
+        bar.suspend(|| eprintln!("rumor-bench: stage {name}"));
         let t = Instant::now();
-        let ok = f(dir.join(file)).map_err(|e| format!("{e:#}"));
+        let ok = run(dir.join(file)).map_err(|e| format!("{e:#}"));
         if let Err(e) = &ok {
-            eprintln!("rumor-bench: stage {name} failed: {e}");
+            bar.suspend(|| eprintln!("rumor-bench: stage {name} failed: {e}"));
         }
         stages.push(Stage {
             name,
@@ -117,47 +185,9 @@ pub fn run(args: &Args) -> anyhow::Result<PathBuf> {
             seconds: t.elapsed().as_secs_f64(),
             ok,
         });
-    };
-    stage("crypto", "crypto.json", &|p| {
-        crypto::run(crypto::Args::for_report(p, quick))
-    });
-    stage("pool", "pool.json", &|p| {
-        pool::run(pool::Args::for_report(p, quick))
-    });
-    for l in protection::LEVELS.iter().filter(|_| !quick) {
-        stage(l.name, l.ingest_file, &|p| {
-            ingest::run(ingest::Args::live_for_report(
-                l.suite(),
-                l.tolerate(),
-                INGEST_SECONDS,
-                p,
-            ))
-        });
+        bar.inc(1);
     }
-    for (name, file, suite, tolerate) in CLUSTERS {
-        stage(name, file, &|p| {
-            cluster::run(cluster::Args::for_report(suite, tolerate, quick, p))
-        });
-    }
-    if args.attacks {
-        stage("attacks", "attacks.json", &|p| {
-            attacks::run(attacks::Args::for_report(p))
-        });
-    }
-    // The simulator prices datagrams with this run's crypto and pool measurements when it has them.
-    let costs = Some(dir.clone()).filter(|d| d.join("crypto.json").is_file());
-    stage("sim validation", "sim-validation.json", &|p| {
-        let chart = p.with_file_name("sim-validation.svg");
-        sim::run(sim::Args::for_report(p, chart, scale, costs.clone()))
-    });
-    if !quick {
-        stage("shift (simulated)", "shift-sim.json", &|p| {
-            shift::report_sim(&p, full)
-        });
-        stage("shift (real, n = 32)", "shift-real.json", &|p| {
-            shift::report_real(&p)
-        });
-    }
+    bar.finish_and_clear();
     let shift_rows: Vec<shift::ShiftRow> = ["shift-sim.json", "shift-real.json"]
         .iter()
         .filter_map(|f| shift::read(&dir.join(f)).ok())

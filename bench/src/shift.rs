@@ -30,7 +30,7 @@ use serde_json::Value;
 
 use crate::sim::{self, CostModel, CpuModel, NetModel, World};
 use crate::util::pick;
-use crate::{charts, cluster, util};
+use crate::{charts, cluster, progress, util};
 
 /// Ed25519's mean CPU use at the reference setting under the load, as a fraction of the budget.
 pub const TARGET_UTILISATION: f64 = 0.65;
@@ -442,9 +442,15 @@ pub fn sweep(
     for (profile, costs) in suites {
         let t0 = Instant::now();
         let cpu = CpuModel::slice(costs.clone(), budget, sim::QUEUE_CAP);
+        let runs = grid.len() * seeds.clone().count();
+        let bar = progress::bar(runs as u64, format!("n = {n} {}", profile.name));
+        bar.set_message("runs");
         let points = median_runs(n, grid, seeds.clone(), threads, |at, s| {
-            steady(profile, cpu.clone(), at, load, s)
+            let p = steady(profile, cpu.clone(), at, load, s);
+            bar.inc(1);
+            p
         })?;
+        bar.finish_and_clear();
         let reference = points
             .iter()
             .find(|p| (p.fanout, p.gossip_interval_ms) == REFERENCE)
