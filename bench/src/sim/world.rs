@@ -206,7 +206,7 @@ impl World {
         let inc = boot_incarnation(1);
         for id in 0..n {
             let mut core = w.boot(id, 1)?;
-            core.assume_alive((0..n).map(|j| (j, inc)));
+            core.assume_alive(w.now_ms(), (0..n).map(|j| (j, inc)));
             w.members[id as usize].core = Some(core);
             w.members[id as usize].epoch = 1;
             w.drain(id);

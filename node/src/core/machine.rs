@@ -1369,8 +1369,18 @@ impl Core {
     /// without queueing broadcasts or emitting `MemberChanged` (nothing changed for the driver,
     /// which booted them). This member itself and ids off the roster are skipped; a statement
     /// older than what the view holds is ignored. Meant right after [`Core::new`], before any
-    /// other input.
-    pub fn assume_alive(&mut self, members: impl IntoIterator<Item = (MemberId, u64)>) {
+    /// other input, at the same `now`.
+    ///
+    /// At rest, members' push-pulls fall anywhere in the period scaled to the cluster, so the
+    /// next one is drawn again from it. `Core::new` draws from the unscaled period, as a member
+    /// that knows nobody yet must: left there, 10,000 members started together ran ten times
+    /// their steady sync load for half a minute, and at an Ed25519 budget that alone overloaded
+    /// every simulated setting.
+    pub fn assume_alive(
+        &mut self,
+        now: Millis,
+        members: impl IntoIterator<Item = (MemberId, u64)>,
+    ) {
         for (id, incarnation) in members {
             let Some(idx) = self.roster.index_of(id).filter(|i| *i != self.me) else {
                 continue;
@@ -1383,5 +1393,7 @@ impl Core {
                 self.prober.insert(idx, &mut self.rng);
             }
         }
+        let period = self.cfg.push_pull_period(self.cluster_size());
+        self.next_push_pull = now + period.mul_f64(self.rng.gen::<f64>());
     }
 }

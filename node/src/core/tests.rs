@@ -560,9 +560,9 @@ fn assumed_alive_view_is_full_quiet_and_probes_everyone() {
     )
     .expect("core");
     let inc = Boot::from_epoch(0, EPOCH, 0).incarnation;
-    core.assume_alive((0..n).map(|id| (id, inc)).chain([(n + 5, inc)]));
+    core.assume_alive(Millis(0), (0..n).map(|id| (id, inc)).chain([(n + 5, inc)]));
     // An older statement does not roll a member back.
-    core.assume_alive([(4, inc - 1)]);
+    core.assume_alive(Millis(0), [(4, inc - 1)]);
     assert_eq!(core.cluster_size(), n as usize);
     assert_eq!(core.member(4), Some((MemberState::Alive, inc)));
     assert_eq!(core.broadcast_backlog(), 1, "only our own Alive is queued");
@@ -587,6 +587,62 @@ fn assumed_alive_view_is_full_quiet_and_probes_everyone() {
         }
     }
     assert_eq!(probed.len(), n as usize - 1, "every other member probed");
+}
+
+#[test]
+fn a_cluster_assumed_at_rest_spreads_its_push_pulls_over_the_scaled_period() {
+    // 100 members: the period is three times the unscaled one (memberlist's pushPullScale).
+    let n = 100u32;
+    let roster = Arc::new(Roster::dense(n));
+    let cfg = Config::default();
+    let period = cfg.push_pull_period(n as usize);
+    assert_eq!(period, cfg.push_pull_interval * 3);
+    let inc = Boot::from_epoch(0, EPOCH, 0).incarnation;
+    let first_sync = |id: MemberId| {
+        let mut core = Core::new(
+            cfg.clone(),
+            roster.clone(),
+            Boot::from_epoch(id, EPOCH, u64::from(id) + 1),
+            Millis(0),
+        )
+        .expect("core");
+        core.assume_alive(Millis(0), (0..n).map(|j| (j, inc)));
+        let step = 100;
+        (0..=period.as_millis() as u64 / step)
+            .map(|k| Millis(k * step))
+            .find(|&now| {
+                core.handle_timeout(now);
+                let mut synced = false;
+                for a in core.drain_actions().collect::<Vec<_>>() {
+                    if let Action::Send { to, messages } = a {
+                        for m in messages {
+                            match m {
+                                // Every ping is answered at once: nobody is suspected.
+                                Message::Ping { seq } => {
+                                    core.handle_datagram(now, to, [Message::Ack { seq }])
+                                }
+                                Message::SyncRequest => synced = true,
+                                _ => {}
+                            }
+                        }
+                    }
+                }
+                synced
+            })
+    };
+    let firsts: Vec<u64> = (0..n).filter_map(first_sync).map(|t| t.0).collect();
+    assert_eq!(
+        firsts.len(),
+        n as usize,
+        "every member syncs once within the period"
+    );
+    let unscaled = cfg.push_pull_interval.as_millis() as u64;
+    let late = firsts.iter().filter(|&&t| t > unscaled).count();
+    // Uniform over three unscaled periods: about two thirds fall after the first.
+    assert!(
+        (50..=85).contains(&late),
+        "{late} of {n} first syncs after {unscaled} ms"
+    );
 }
 
 #[test]
