@@ -317,9 +317,7 @@ pub fn steady(
     // setting shows itself overloaded, even before any rumor (at n = 10,000, membership gossip
     // and push-pull syncs can overload Ed25519 alone): its backlog would grow to gigabytes.
     let run = |w: &mut World, until: u64, done: &dyn Fn(&World) -> bool| {
-        while w.now_us() < until && !done(w) && !overloaded(w) {
-            w.run_until((w.now_us() + g_us).min(until));
-        }
+        w.run_in_steps(until, g_us, |w| done(w) || overloaded(w));
     };
     run(&mut w, settle, &|_| false);
     let start = w.now_us();

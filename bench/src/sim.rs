@@ -328,9 +328,7 @@ fn one_rumor(p: &Params, n: u32, seed: u64) -> anyhow::Result<Outcome> {
         w.crash(victim);
         w.watch(victim);
         let end = crash_at + period * u64::from(DETECT_DEADLINE_PERIODS);
-        while w.first_suspected_us().is_none() && w.now_us() < end {
-            w.run_until((w.now_us() + g).min(end));
-        }
+        w.run_in_steps(end, g, |w| w.first_suspected_us().is_some());
         if let Some(t) = w.first_suspected_us() {
             let d = (t - crash_at) as f64;
             detection_ms = Some(d / 1000.0);

@@ -339,6 +339,14 @@ impl World {
         });
     }
 
+    /// Runs to `until` (µs) `step` µs at a time, stopping after the first step at which `stop`
+    /// holds (or before any, if it already does): a driver's checks between steps.
+    pub fn run_in_steps(&mut self, until: u64, step: u64, stop: impl Fn(&World) -> bool) {
+        while self.now < until && !stop(self) {
+            self.run_until((self.now + step).min(until));
+        }
+    }
+
     /// Runs every event up to and including `until` (µs), then sets the clock there.
     pub fn run_until(&mut self, until: u64) {
         while self.events.peek().is_some_and(|e| e.at <= until) {

@@ -1374,8 +1374,7 @@ impl Core {
     /// At rest, members' push-pulls fall anywhere in the period scaled to the cluster, so the
     /// next one is drawn again from it. `Core::new` draws from the unscaled period, as a member
     /// that knows nobody yet must: left there, 10,000 members started together ran ten times
-    /// their steady sync load for half a minute, and at an Ed25519 budget that alone overloaded
-    /// every simulated setting.
+    /// their steady sync load for their first half minute.
     pub fn assume_alive(
         &mut self,
         now: Millis,
