@@ -36,7 +36,7 @@ use crate::identity::Identity;
 use crate::io::send::{MmsgTx, Transmitter, UringTx};
 use crate::io::{self, mmsg::MmsgRx, socket, uring::UringRx, Receiver};
 use crate::metrics::Metrics;
-use crate::provenance::Rules;
+use crate::provenance::{CheckId, Checks, Rules};
 
 /// Longest an idle thread sleeps in the kernel before looking at the stop flag.
 const IDLE_WAIT: Duration = Duration::from_millis(100);
@@ -501,6 +501,9 @@ impl CoreLoop {
         // not free.
         let now = unix_ms();
         prefetch(&batch);
+        let signs = self.rules.origin_signed || self.rules.authority;
+        let mut checks = Checks::default();
+        let mut ready = Vec::with_capacity(batch.len());
         for out in batch {
             let v = match out.outcome {
                 Outcome::Verified(v) => v,
@@ -518,12 +521,37 @@ impl CoreLoop {
                 continue;
             }
             let sender = v.header().sender;
-            let Ok(mut msgs) = v.decode_messages() else {
+            let Ok(msgs) = v.decode_messages() else {
                 Metrics::add(&m.drop_bad_body, 1);
                 continue;
             };
-            if self.rules.origin_signed || self.rules.authority {
-                msgs.retain(|msg| self.provenance_ok(Millis(now), msg));
+            let ids: Vec<Option<CheckId>> = if signs {
+                msgs.iter()
+                    .map(|msg| {
+                        (self.rules.applies(msg) && self.core.is_news(Millis(now), msg))
+                            .then(|| checks.add(&self.rules, &*self.roster, msg))
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            ready.push((sender, msgs, ids));
+        }
+        Metrics::add(&m.origin_verifications, checks.signatures() as u64);
+        let verdicts = checks.verify(&mut rand::thread_rng());
+        for (sender, mut msgs, ids) in ready {
+            if signs {
+                let mut ids = ids.into_iter();
+                msgs.retain(|msg| {
+                    let ok = match ids.next().flatten() {
+                        Some(id) => verdicts.ok(id),
+                        None => self.provenance_ok(Millis(now), msg),
+                    };
+                    if !ok {
+                        Metrics::add(&m.drop_bad_origin_signature, 1);
+                    }
+                    ok
+                });
             }
             Metrics::add(&m.accepted, 1);
             self.core.handle_datagram(Millis(now), sender, msgs);
@@ -531,19 +559,18 @@ impl CoreLoop {
         now
     }
 
-    /// End-to-end signature checks (rumor origins; with the authority layer every statement,
-    /// certificate and proof), paid once per unique statement: what the core already knows, or
-    /// would drop anyway, is passed through unchecked and dropped there.
+    /// End-to-end signature checks of one message (rumor origins; with the authority layer
+    /// every statement, certificate and proof), paid once per unique statement: what the core
+    /// already knows, or would drop anyway, is passed through unchecked and dropped there. The
+    /// batch in `apply` asks the core before applying any of its datagrams, and
+    /// what the core knows only grows; this asks again at the message's turn, so a message the
+    /// batch passed unchecked is still checked if it has become news.
     fn provenance_ok(&self, now: Millis, msg: &Message) -> bool {
         if !self.rules.applies(msg) || !self.core.is_news(now, msg) {
             return true;
         }
         Metrics::add(&self.metrics.origin_verifications, 1);
-        let ok = self.rules.check(&*self.roster, msg);
-        if !ok {
-            Metrics::add(&self.metrics.drop_bad_origin_signature, 1);
-        }
-        ok
+        self.rules.check(&*self.roster, msg)
     }
 
     /// Carries out the core's actions and sends what they sealed.
