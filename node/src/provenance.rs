@@ -192,6 +192,30 @@ mod tests {
         u
     }
 
+    /// A rumor of member 0, signed by `signer`.
+    fn signed_rumor(seq: u64, payload: &'static [u8], signer: &SecretKey) -> Rumor {
+        let mut r = Rumor {
+            origin: 0,
+            seq,
+            timestamp_ms: 1,
+            payload: payload.into(),
+            signature: None,
+        };
+        r.signature = Some(signer.sign(&r.signing_input(TAG)));
+        r
+    }
+
+    /// Members 0, 1 and 3 witnessing member 2 dead at incarnation 3.
+    fn dead_votes(sk: &[SecretKey]) -> Vec<(MemberId, Signature)> {
+        [0, 1, 3]
+            .iter()
+            .map(|&w| {
+                let vote = update(w, 2, MemberState::Dead, &sk[w as usize]);
+                (w, vote.signature.expect("signed"))
+            })
+            .collect()
+    }
+
     fn frame(m: Message) -> bytes::Bytes {
         let mut v = Vec::new();
         m.encode(&mut v).expect("encodes");
@@ -221,17 +245,7 @@ mod tests {
         };
         assert!(plain.check(&pk, &Message::Update(unsigned)));
 
-        let votes: Vec<_> = [0, 1, 3]
-            .iter()
-            .map(|&w| {
-                (
-                    w,
-                    update(w, 2, MemberState::Dead, &sk[w as usize])
-                        .signature
-                        .unwrap(),
-                )
-            })
-            .collect();
+        let votes = dead_votes(&sk);
         let cert = Certificate::new(2, 3, MemberState::Dead, &votes).unwrap();
         assert!(auth.check(&pk, &Message::Certificate(cert)));
         let mut bad = votes.clone();
@@ -239,17 +253,7 @@ mod tests {
         let cert = Certificate::new(2, 3, MemberState::Dead, &bad).unwrap();
         assert!(!auth.check(&pk, &Message::Certificate(cert)));
 
-        let rumor = |payload: &'static [u8], sk: &SecretKey| {
-            let mut r = Rumor {
-                origin: 0,
-                seq: 9,
-                timestamp_ms: 1,
-                payload: payload.into(),
-                signature: None,
-            };
-            r.signature = Some(sk.sign(&r.signing_input(TAG)));
-            Message::Rumor(r)
-        };
+        let rumor = |payload, sk| Message::Rumor(signed_rumor(9, payload, sk));
         let proof = EquivocationProof {
             first: frame(rumor(b"a", &sk[0])),
             second: frame(rumor(b"b", &sk[0])),
@@ -276,39 +280,18 @@ mod tests {
             origin_signed: true,
             authority: true,
         };
-        let rumor = |seq: u64, payload: &'static [u8], signer: &SecretKey| {
-            let mut r = Rumor {
-                origin: 0,
-                seq,
-                timestamp_ms: 1,
-                payload: payload.into(),
-                signature: None,
-            };
-            r.signature = Some(signer.sign(&r.signing_input(TAG)));
-            r
-        };
-        let honest = rumor(1, b"a", &sk[0]);
+        let honest = signed_rumor(1, b"a", &sk[0]);
         // The honest signature under another payload, and a rumor signed by the wrong member.
         let replayed = Rumor {
             payload: b"b".as_slice().into(),
             ..honest.clone()
         };
-        let forged = rumor(2, b"c", &sk[1]);
+        let forged = signed_rumor(2, b"c", &sk[1]);
         let unsigned = Rumor {
             signature: None,
-            ..rumor(3, b"d", &sk[0])
+            ..signed_rumor(3, b"d", &sk[0])
         };
-        let votes: Vec<_> = [0, 1, 3]
-            .iter()
-            .map(|&w| {
-                (
-                    w,
-                    update(w, 2, MemberState::Dead, &sk[w as usize])
-                        .signature
-                        .unwrap(),
-                )
-            })
-            .collect();
+        let votes = dead_votes(&sk);
         let mut bad_votes = votes.clone();
         bad_votes[1].1 = votes[0].1;
         let msgs: Vec<Message> = [
