@@ -76,14 +76,14 @@ fn verify_paths(c: &mut Criterion) {
     g.bench_function("batch", |b| {
         b.iter_batched(
             || parse(&good),
-            |items| settle(items, &keys, &mut opener, &mut rng, &mut Tally::default()),
+            |items| settle(items, &keys, &mut rng, &mut Tally::default()),
             BatchSize::SmallInput,
         )
     });
     g.bench_function("batch_one_forgery", |b| {
         b.iter_batched(
             || parse(&one_bad),
-            |items| settle(items, &keys, &mut opener, &mut rng, &mut Tally::default()),
+            |items| settle(items, &keys, &mut rng, &mut Tally::default()),
             BatchSize::SmallInput,
         )
     });

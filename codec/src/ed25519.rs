@@ -181,17 +181,34 @@ impl Batch {
 pub type Item<'a> = (&'a PublicKey, &'a [u8], &'a Signature);
 
 /// Batches this small are verified one by one: a failed pair is followed by two singles anyway.
-const SINGLE_AT: usize = 2;
+pub const SINGLE_AT: usize = 2;
+
+/// What [`verify_each`] paid, for the caller's stats.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Tally {
+    /// Signature checks, counting every item of every batch attempt and every single.
+    pub verifications: u64,
+    /// Batch verifications run (first attempts and bisection halves).
+    pub batches: u64,
+    /// Of those, how many failed and were split.
+    pub bisections: u64,
+    /// Single verifications.
+    pub singles: u64,
+}
 
 /// The verdict of [`verify`] for each of `items`, in order, paid for in batches: a failed batch
 /// is split in halves, down to single checks, so one forgery does not sink the honest items
 /// that shared its batch (Pastuszak, Michałek, Pieprzyk and Seberry, "Identification of bad
 /// signatures in batches", PKC 2000). When a failed batch's left half verifies, its right half
 /// is known bad and is split at once. ZIP-215 makes every verdict independent of the company.
-pub fn verify_each<R: RngCore + CryptoRng>(items: &[Item], rng: &mut R) -> Vec<bool> {
+pub fn verify_each<R: RngCore + CryptoRng>(
+    items: &[Item],
+    rng: &mut R,
+    tally: &mut Tally,
+) -> Vec<bool> {
     let mut out = vec![false; items.len()];
     let all: Vec<usize> = (0..items.len()).collect();
-    settle(items, &all, false, rng, &mut out);
+    settle(items, &all, false, rng, tally, &mut out);
     out
 }
 
@@ -201,18 +218,23 @@ fn settle<R: RngCore + CryptoRng>(
     at: &[usize],
     known_bad: bool,
     rng: &mut R,
+    tally: &mut Tally,
     out: &mut [bool],
 ) -> bool {
     if at.len() <= SINGLE_AT {
         let mut all = true;
         for &i in at {
             let (key, msg, sig) = items[i];
+            tally.singles += 1;
+            tally.verifications += 1;
             out[i] = verify(key, msg, sig).is_ok();
             all &= out[i];
         }
         return all;
     }
     if !known_bad {
+        tally.batches += 1;
+        tally.verifications += at.len() as u64;
         let mut batch = Batch::new();
         for &i in at {
             let (key, msg, sig) = items[i];
@@ -224,10 +246,11 @@ fn settle<R: RngCore + CryptoRng>(
             }
             return true;
         }
+        tally.bisections += 1;
     }
     let (left, right) = at.split_at(at.len() / 2);
-    let left_ok = settle(items, left, false, rng, out);
-    settle(items, right, left_ok, rng, out);
+    let left_ok = settle(items, left, false, rng, tally, out);
+    settle(items, right, left_ok, rng, tally, out);
     false
 }
 
@@ -260,11 +283,10 @@ mod tests {
             .collect();
         assert_eq!(expected.iter().filter(|ok| !**ok).count(), 9);
         for n in [0, 1, 2, 3, 4, 16, 37] {
-            assert_eq!(
-                verify_each(&items[..n], &mut rng),
-                expected[..n],
-                "{n} items"
-            );
+            let mut tally = Tally::default();
+            let got = verify_each(&items[..n], &mut rng, &mut tally);
+            assert_eq!(got, expected[..n], "{n} items");
+            assert!(tally.verifications >= n as u64, "every item checked");
         }
         let honest: Vec<Item> = items
             .iter()
@@ -272,7 +294,20 @@ mod tests {
             .filter(|(_, ok)| **ok)
             .map(|(item, _)| *item)
             .collect();
-        assert!(verify_each(&honest, &mut rng).iter().all(|ok| *ok));
+        let mut tally = Tally::default();
+        assert!(verify_each(&honest, &mut rng, &mut tally)
+            .iter()
+            .all(|ok| *ok));
+        assert_eq!(
+            tally,
+            Tally {
+                verifications: honest.len() as u64,
+                batches: 1,
+                bisections: 0,
+                singles: 0
+            },
+            "honest items cost one batch"
+        );
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //!
 //! The path of a received datagram through this crate:
 //! [`Unverified::parse`] (cheap checks) → [`ReplayGuard::precheck`] → [`Opener::open`] or
-//! [`open_ed25519_batch`] (crypto) → [`Verified`] → [`ReplayGuard::commit`] → [`Verified::messages`].
+//! [`open_ed25519_each`] (crypto) → [`Verified`] → [`ReplayGuard::commit`] → [`Verified::messages`].
 
 pub mod anti_replay;
 pub mod ed25519;
@@ -27,7 +27,7 @@ pub use keys::{ClusterKey, SharedKeyRing};
 pub use message::{Certificate, EquivocationProof, Frames, MemberState, Message, Rumor, Update};
 pub use roster::{Roster, RosterMember};
 pub use seal::{
-    open_ed25519_batch, HopKeys, MemberKeys, OpenError, Opener, Packet, SealError, Sealer,
+    open_ed25519_each, HopKeys, MemberKeys, OpenError, Opener, Packet, SealError, Sealer,
     Unverified, Verified,
 };
 pub use suite::Suite;

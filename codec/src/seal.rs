@@ -672,26 +672,40 @@ fn aead_open(key: &LessSafeKey, d: &mut Unverified) -> Result<(), OpenError> {
         .map_err(|_| OpenError::BadAuth)
 }
 
-/// Opens a batch of `ed25519` datagrams with one batch verification (ZIP-215, see
-/// `ed25519.rs`). All verified, or the items come back unchanged for the caller to bisect.
-/// Items whose sender has no admitted key fail the whole call the same way.
-pub fn open_ed25519_batch<R: RngCore + CryptoRng>(
+/// Opens `ed25519` datagrams in batches ([`ed25519::verify_each`]): each result is what
+/// [`Opener::open`] gives the datagram alone. Datagrams that cannot be checked (unknown sender,
+/// not a signature suite) fail without joining a batch.
+pub fn open_ed25519_each<R: RngCore + CryptoRng>(
     items: Vec<Unverified>,
     keys: &impl MemberKeys,
-    rng: R,
-) -> Result<Vec<Verified>, Vec<Unverified>> {
-    let mut batch = ed25519::Batch::new();
+    rng: &mut R,
+    tally: &mut ed25519::Tally,
+) -> Vec<Result<Verified, OpenError>> {
+    let mut verdicts: Vec<Result<(), OpenError>> = Vec::with_capacity(items.len());
+    let mut signed = Vec::with_capacity(items.len());
     for d in &items {
-        let (Some(key), Some((msg, sig))) = (keys.public_key(d.header.sender), d.signed_parts())
-        else {
-            return Err(items);
-        };
-        batch.queue(key, msg, &sig);
+        let sender = d.header.sender;
+        match (keys.public_key(sender), d.signed_parts()) {
+            (Some(key), Some((msg, sig))) => {
+                signed.push((key, msg, sig));
+                verdicts.push(Ok(()));
+            }
+            (None, _) => verdicts.push(Err(OpenError::UnknownSender(sender))),
+            (_, None) => verdicts.push(Err(OpenError::BadAuth)),
+        }
     }
-    match batch.verify(rng) {
-        Ok(()) => Ok(items.into_iter().map(Unverified::into_verified).collect()),
-        Err(_) => Err(items),
+    let checkable: Vec<ed25519::Item> = signed.iter().map(|(k, m, s)| (*k, *m, s)).collect();
+    let mut good = ed25519::verify_each(&checkable, rng, tally).into_iter();
+    for v in verdicts.iter_mut().filter(|v| v.is_ok()) {
+        if good.next() != Some(true) {
+            *v = Err(OpenError::BadAuth);
+        }
     }
+    items
+        .into_iter()
+        .zip(verdicts)
+        .map(|(d, v)| v.map(|()| d.into_verified()))
+        .collect()
 }
 
 #[cfg(test)]

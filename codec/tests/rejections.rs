@@ -236,7 +236,12 @@ fn two_copies_in_one_batch_commit_once() {
         .collect();
     // both pass the read-only precheck before the batch...
     assert!(copies.iter().all(|c| g.precheck(NOW, c.header()).is_ok()));
-    let opened = open_ed25519_batch(copies, &fixture().keys, rand::thread_rng()).unwrap();
+    let mut tally = rumor_codec::ed25519::Tally::default();
+    let opened: Vec<_> =
+        open_ed25519_each(copies, &fixture().keys, &mut rand::thread_rng(), &mut tally)
+            .into_iter()
+            .map(|v| v.expect("an honest copy opens"))
+            .collect();
     // ...but only one commits
     let commits: Vec<_> = opened.iter().map(|v| g.commit(NOW, v)).collect();
     assert_eq!(commits, vec![Ok(()), Err(Replay::Duplicate)]);

@@ -138,7 +138,7 @@ impl Checks {
             .iter()
             .map(|s| (&s.key, s.input.as_slice(), &s.sig))
             .collect();
-        let good = ed25519::verify_each(&items, rng);
+        let good = ed25519::verify_each(&items, rng, &mut ed25519::Tally::default());
         Verdicts(
             self.messages
                 .into_iter()

@@ -267,7 +267,6 @@ impl Worker {
             let verdicts = batch::settle(
                 std::mem::replace(&mut lane, rest),
                 &self.keys,
-                &mut self.opener,
                 &mut self.rng,
                 tally,
             );

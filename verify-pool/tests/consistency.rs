@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use bytes::BytesMut;
 use codec::ed25519::{verify, Signature};
-use codec::{Header, MemberId, Opener, PublicKey, Suite, Unverified};
+use codec::{Header, MemberId, PublicKey, Suite, Unverified};
 use curve25519_dalek::constants::EIGHT_TORSION;
 use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
 use curve25519_dalek::scalar::Scalar;
@@ -179,10 +179,9 @@ fn pool_verdicts(
     keys: &HashMap<MemberId, PublicKey>,
     seed: u64,
 ) -> (Vec<bool>, Tally) {
-    let mut opener = Opener::new(Suite::Ed25519, None).expect("opener");
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let mut tally = Tally::default();
-    let v = settle(items, keys, &mut opener, &mut rng, &mut tally);
+    let v = settle(items, keys, &mut rng, &mut tally);
     (v.iter().map(Result::is_ok).collect(), tally)
 }
 
