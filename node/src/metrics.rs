@@ -46,7 +46,7 @@ counters! {
     verified: "Datagrams authenticated by the verification pool.",
     verifications: "Signature checks paid by the verification pool, every item of every batch attempt.",
     dedup_hits: "Datagrams whose verdict came from an identical copy.",
-    origin_verifications: "Messages whose end-to-end signatures were verified (once per unique statement).",
+    origin_verifications: "End-to-end signatures verified: rumor origins and, with the authority layer, statements, certificate votes and proof halves (once per unique statement).",
     rumors_published: "Rumors published by this node.",
     rumors_delivered: "Rumors delivered to the application (including our own).",
     members_alive: "Members this node sees alive (gauge).",

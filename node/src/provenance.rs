@@ -20,7 +20,7 @@ pub struct Rules {
 }
 
 impl Rules {
-    /// Whether `msg` carries signatures under these rules (what [`Rules::check`] would verify).
+    /// Whether `msg` carries signatures under these rules (what a [`Checks`] batch verifies).
     pub fn applies(&self, msg: &Message) -> bool {
         match msg {
             Message::Rumor(_) => self.origin_signed || self.authority,
@@ -31,8 +31,10 @@ impl Rules {
         }
     }
 
-    /// Whether every signature `msg` must carry is present and valid under the roster's keys.
-    pub fn check(&self, keys: &impl MemberKeys, msg: &Message) -> bool {
+    /// Whether every signature `msg` must carry is present and valid under the roster's keys,
+    /// one signature at a time: the oracle [`Checks`] is tested against.
+    #[cfg(test)]
+    fn check(&self, keys: &impl MemberKeys, msg: &Message) -> bool {
         self.signatures(keys, msg).is_some_and(|all| {
             all.iter()
                 .all(|s| ed25519::verify(&s.key, &s.input, &s.sig).is_ok())

@@ -569,8 +569,10 @@ impl CoreLoop {
         if !self.rules.applies(msg) || !self.core.is_news(now, msg) {
             return true;
         }
-        Metrics::add(&self.metrics.origin_verifications, 1);
-        self.rules.check(&*self.roster, msg)
+        let mut one = Checks::default();
+        let id = one.add(&self.rules, &*self.roster, msg);
+        Metrics::add(&self.metrics.origin_verifications, one.signatures() as u64);
+        one.verify(&mut rand::thread_rng()).ok(id)
     }
 
     /// Carries out the core's actions and sends what they sealed.
