@@ -181,7 +181,7 @@ impl Batch {
 pub type Item<'a> = (&'a PublicKey, &'a [u8], &'a Signature);
 
 /// Batches this small are verified one by one: a failed pair is followed by two singles anyway.
-pub const SINGLE_AT: usize = 2;
+const SINGLE_AT: usize = 2;
 
 /// What [`verify_each`] paid, for the caller's stats.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
