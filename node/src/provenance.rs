@@ -169,6 +169,12 @@ mod tests {
     use super::*;
 
     const TAG: u32 = 77;
+    /// Origin signatures and the authority layer: every kind of signed message is checked.
+    const AUTHORITY: Rules = Rules {
+        cluster_tag: TAG,
+        origin_signed: true,
+        authority: true,
+    };
 
     fn keys(n: u32) -> (Vec<SecretKey>, HashMap<MemberId, PublicKey>) {
         let mut rng = rand::rngs::StdRng::seed_from_u64(5);
@@ -227,11 +233,7 @@ mod tests {
     #[test]
     fn statements_certificates_and_proofs() {
         let (sk, pk) = keys(4);
-        let auth = Rules {
-            cluster_tag: TAG,
-            origin_signed: true,
-            authority: true,
-        };
+        let auth = AUTHORITY;
         let good = update(1, 2, MemberState::Suspect, &sk[1]);
         assert!(auth.check(&pk, &Message::Update(good.clone())));
         let forged = update(1, 2, MemberState::Suspect, &sk[3]);
@@ -277,11 +279,7 @@ mod tests {
     #[test]
     fn a_batch_gives_each_message_the_single_verdict_and_checks_a_relayed_signature_once() {
         let (sk, pk) = keys(4);
-        let rules = Rules {
-            cluster_tag: TAG,
-            origin_signed: true,
-            authority: true,
-        };
+        let rules = AUTHORITY;
         let honest = signed_rumor(1, b"a", &sk[0]);
         // The honest signature under another payload, and a rumor signed by the wrong member.
         let replayed = Rumor {

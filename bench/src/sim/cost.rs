@@ -111,7 +111,8 @@ pub struct CostModel {
     origin_verify_us: f64,
     /// The hop check is a signature and can join a verification batch.
     hop_is_signature: bool,
-    /// Verify each rumor's origin only the first time this member sees it (the pool's dedup).
+    /// Verify each rumor's origin only the first time this member sees it (the node checks only
+    /// what is news to its core).
     pub dedup: bool,
     /// Signatures verified with others in a batch cost 1/`batch_gain` each.
     pub batch: bool,
