@@ -138,9 +138,15 @@ pub struct Args {
     /// Threads running grid points side by side (default: the machine's cores).
     #[arg(long)]
     threads: Option<usize>,
-    /// Write the results as JSON here.
+    /// Write the results as JSON here; while the sweep runs, also each finished row, so a long
+    /// sweep that stops part-way keeps what it finished.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Take the rows the `--json` file already holds from an interrupted run of the same sweep
+    /// (same grid, seeds and costs) and simulate only the rest. The simulator is deterministic,
+    /// so the result is the one an uninterrupted run gives.
+    #[arg(long, requires = "json")]
+    resume: bool,
     /// Draw `shift.svg` and `latency-vs-fanout.svg` into this folder.
     #[arg(long)]
     charts: Option<PathBuf>,
@@ -583,22 +589,43 @@ fn grid_of(full: bool) -> Vec<(usize, u64)> {
     }
 }
 
-/// The simulated shift at each n: calibrate the budget, sweep every profile over `g`.
+/// What a simulated sweep covers: every row of one sweep shares it, and a resumed sweep must
+/// match it (`--resume`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct SweepSpec {
+    pub grid: Vec<(usize, u64)>,
+    pub seeds: Range<u64>,
+    /// The `--costs-from` folder, if the costs came from one.
+    pub costs_from: Option<PathBuf>,
+}
+
+/// The simulated shift at each n: calibrate the budget, sweep every profile over the spec's
+/// grid. Rows in `done` (an interrupted run's) are kept instead of simulated again; `saved` is
+/// told the rows so far after each new one.
 pub fn simulate(
     sizes: &[u32],
     profiles: &[Profile],
-    g: Vec<(usize, u64)>,
-    from: Option<&Path>,
-    seeds: Range<u64>,
+    spec: &SweepSpec,
     threads: usize,
+    done: &[ShiftRow],
+    mut saved: impl FnMut(&[ShiftRow]) -> anyhow::Result<()>,
 ) -> anyhow::Result<Vec<ShiftRow>> {
+    let from = spec.costs_from.as_deref();
     let suites = profiles
         .iter()
         .map(|p| Ok((*p, p.costs(from)?)))
         .collect::<anyhow::Result<Vec<_>>>()?;
+    let finished = |n: u32, p: &Profile| {
+        done.iter()
+            .find(|r| r.source == "sim" && r.nodes == n && r.suite == p.name)
+    };
     let mut rows = Vec::new();
     for &n in sizes {
-        let budget = calibrate_budget(n, LOAD, from, seeds.start)?;
+        if suites.iter().all(|(p, _)| finished(n, p).is_some()) {
+            rows.extend(suites.iter().filter_map(|(p, _)| finished(n, p).cloned()));
+            continue;
+        }
+        let budget = calibrate_budget(n, LOAD, from, spec.seeds.start)?;
         eprintln!(
             "rumor-bench shift: n = {n}: budget {:.3} % of a core per member ({}% Ed25519 at fanout {} / {} ms)",
             budget * 100.0,
@@ -606,9 +633,83 @@ pub fn simulate(
             REFERENCE.0,
             REFERENCE.1
         );
-        rows.extend(sweep(n, &suites, &g, budget, LOAD, seeds.clone(), threads)?);
+        for suite in &suites {
+            if let Some(r) = finished(n, &suite.0) {
+                // The budget is calibrated the same way every time: a different one means the
+                // row was made by another version or other costs.
+                if r.cpu_budget != budget {
+                    bail!(
+                        "--resume: the kept row {} at n = {n} ran at a budget of {} cores per member, this run \
+                         calibrates {budget}: it is from another version of the simulator",
+                        r.suite,
+                        r.cpu_budget
+                    );
+                }
+                rows.push(r.clone());
+                continue;
+            }
+            let spread = std::slice::from_ref(suite);
+            rows.extend(sweep(
+                n,
+                spread,
+                &spec.grid,
+                budget,
+                LOAD,
+                spec.seeds.clone(),
+                threads,
+            )?);
+            saved(&rows)?;
+        }
     }
     Ok(rows)
+}
+
+/// The simulated rows of an interrupted sweep in `path`, if it was made with `spec`.
+fn resumed(path: &Path, spec: &SweepSpec) -> anyhow::Result<Vec<ShiftRow>> {
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    let v = read_json(path)?;
+    let kept: SweepSpec = v
+        .get("sweep")
+        .cloned()
+        .map(serde_json::from_value)
+        .transpose()
+        .with_context(|| format!("--resume: reading the sweep of {}", path.display()))?
+        .with_context(|| {
+            format!(
+                "--resume: {} does not say what sweep it holds",
+                path.display()
+            )
+        })?;
+    let mut differs = Vec::new();
+    if kept.grid != spec.grid {
+        differs.push(format!(
+            "another grid ({} settings, this run {})",
+            kept.grid.len(),
+            spec.grid.len()
+        ));
+    }
+    if kept.seeds != spec.seeds {
+        differs.push(format!("seeds {:?}, not {:?}", kept.seeds, spec.seeds));
+    }
+    if kept.costs_from != spec.costs_from {
+        differs.push(format!(
+            "costs from {:?}, not {:?}",
+            kept.costs_from, spec.costs_from
+        ));
+    }
+    if !differs.is_empty() {
+        bail!(
+            "--resume: {} holds another sweep than this run asks for: {}",
+            path.display(),
+            differs.join("; ")
+        );
+    }
+    let rows: Vec<ShiftRow> =
+        serde_json::from_value(v.get("shift").cloned().unwrap_or_default())
+            .with_context(|| format!("--resume: reading the rows of {}", path.display()))?;
+    Ok(rows.into_iter().filter(|r| r.source == "sim").collect())
 }
 
 /// What a calibration cluster (one suite at the reference setting, under the grid's quota when
@@ -1004,17 +1105,30 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let sizes = a.nodes.clone().unwrap_or_else(|| sizes_of(a.full));
     let profiles = pick(&PROFILES, a.suites.as_deref(), "suite", |p| p.name.into())?;
     let from = a.costs_from.as_deref();
+    let spec = SweepSpec {
+        grid: grid_of(a.full),
+        seeds: a.seed..a.seed + a.seeds,
+        costs_from: from.map(Path::to_path_buf),
+    };
     let mut rows = if a.real_only {
         Vec::new()
     } else {
-        simulate(
-            &sizes,
-            &profiles,
-            grid_of(a.full),
-            from,
-            a.seed..a.seed + a.seeds,
-            threads,
-        )?
+        let done = match &a.json {
+            Some(p) if a.resume => resumed(p, &spec)?,
+            _ => Vec::new(),
+        };
+        if !done.is_empty() {
+            eprintln!(
+                "rumor-bench shift: resuming with {} finished rows",
+                done.len()
+            );
+        }
+        simulate(&sizes, &profiles, &spec, threads, &done, |rows| {
+            match &a.json {
+                Some(p) => write(p, rows, Some(&spec), None, t0.elapsed()),
+                None => Ok(()),
+            }
+        })?
     };
     let mut calibration = None;
     if a.real {
@@ -1030,7 +1144,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     }
     print_rows(&rows);
     if let Some(p) = &a.json {
-        write(p, &rows, calibration.as_ref(), t0.elapsed())?;
+        let sweep = (!a.real_only).then_some(&spec);
+        write(p, &rows, sweep, calibration.as_ref(), t0.elapsed())?;
     }
     if let Some(dir) = &a.charts {
         draw(dir, &rows)?;
@@ -1042,6 +1157,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
 pub fn write(
     path: &Path,
     rows: &[ShiftRow],
+    sweep: Option<&SweepSpec>,
     real_calibration: Option<&RealCalibration>,
     wall: Duration,
 ) -> anyhow::Result<()> {
@@ -1049,6 +1165,7 @@ pub fn write(
         path,
         &serde_json::json!({
             "shift": rows,
+            "sweep": sweep,
             "real_calibration": real_calibration,
             "target_utilisation": TARGET_UTILISATION,
             "real_target_utilisation": REAL_TARGET_UTILISATION,
@@ -1080,15 +1197,15 @@ pub fn report_sim(path: &Path, full: bool) -> anyhow::Result<()> {
     } else {
         grid(&REPORT_FANOUTS, &REPORT_INTERVALS_MS)
     };
-    let rows = simulate(
-        &sizes,
-        &PROFILES,
-        g,
-        from,
-        1..1 + SWEEP_SEEDS,
-        default_threads(None),
-    )?;
-    write(path, &rows, None, t0.elapsed())
+    let spec = SweepSpec {
+        grid: g,
+        seeds: 1..1 + SWEEP_SEEDS,
+        costs_from: from.map(Path::to_path_buf),
+    };
+    let rows = simulate(&sizes, &PROFILES, &spec, default_threads(None), &[], |_| {
+        Ok(())
+    })?;
+    write(path, &rows, Some(&spec), None, t0.elapsed())
 }
 
 /// The default report's real shift: n = 32 clusters of three suites, each beside the simulator.
@@ -1097,7 +1214,7 @@ pub fn report_real(path: &Path) -> anyhow::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let from = Some(dir).filter(|d| d.join("crypto.json").is_file());
     let (cal, rows) = real_rows(dir, &REAL_SUITES, from, 1, default_threads(None))?;
-    write(path, &rows, Some(&cal), t0.elapsed())
+    write(path, &rows, None, Some(&cal), t0.elapsed())
 }
 
 /// Shift rows from a file [`write`] wrote.
@@ -1162,6 +1279,51 @@ mod tests {
         fanout: REFERENCE.0,
         interval_ms: REFERENCE.1,
     };
+
+    #[test]
+    fn a_resumed_sweep_keeps_finished_rows_and_gives_the_uninterrupted_result() {
+        let spec = SweepSpec {
+            grid: vec![(2, 200), (4, 100)],
+            seeds: 1..2,
+            costs_from: None,
+        };
+        let profiles = [PROFILES[0], PROFILES[1]];
+        let mut saves = Vec::new();
+        let whole = simulate(&[40], &profiles, &spec, 2, &[], |rows| {
+            saves.push(rows.len());
+            Ok(())
+        })
+        .expect("whole sweep");
+        assert_eq!(saves, [1, 2], "a save after each row");
+        // Stopped after the first row: the resumed run simulates only the second.
+        let mut saves = Vec::new();
+        let again = simulate(&[40], &profiles, &spec, 2, &whole[..1], |rows| {
+            saves.push(rows.len());
+            Ok(())
+        })
+        .expect("resumed sweep");
+        assert_eq!(again, whole);
+        assert_eq!(saves, [2]);
+        // A kept row from another budget is another simulator's: refused, not mixed in.
+        let mut stale = whole[0].clone();
+        stale.cpu_budget *= 2.0;
+        let err = simulate(&[40], &profiles, &spec, 2, &[stale], |_| Ok(()))
+            .expect_err("a row of another budget");
+        assert!(format!("{err:#}").contains("another version"), "{err:#}");
+        // The file's sweep must be this one.
+        let dir = std::env::temp_dir().join(format!("rumor-resume-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("shift.json");
+        write(&path, &whole, Some(&spec), None, Duration::ZERO).expect("write");
+        assert_eq!(resumed(&path, &spec).expect("rows"), whole);
+        let other = SweepSpec {
+            seeds: 1..4,
+            ..spec.clone()
+        };
+        let err = resumed(&path, &other).expect_err("another sweep");
+        assert!(format!("{err:#}").contains("another sweep"), "{err:#}");
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
 
     #[test]
     fn authentication_cost_overloads_a_setting_that_is_cheap_without_it() {

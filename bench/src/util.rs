@@ -7,7 +7,14 @@ use anyhow::Context;
 /// Writes `value` as pretty JSON to `path`.
 pub fn write_json(path: &Path, value: &serde_json::Value) -> anyhow::Result<()> {
     let text = serde_json::to_string_pretty(value)?;
-    std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))
+    // Written beside and renamed over: a run stopped mid-write leaves the last whole file, which
+    // a long sweep's `--resume` reads.
+    let mut part = path.as_os_str().to_owned();
+    part.push(".part");
+    let part = PathBuf::from(part);
+    std::fs::write(&part, text + "\n").with_context(|| format!("writing {}", part.display()))?;
+    std::fs::rename(&part, path)
+        .with_context(|| format!("renaming {} to {}", part.display(), path.display()))
 }
 
 /// `reports/<UTC timestamp>/`, created.
