@@ -13,6 +13,8 @@
 //! on real Ed25519 clusters to [`REAL_TARGET_UTILISATION`]), beside the simulator's prediction for the same
 //! setting, load and shared budget ([`real_rows`]).
 //!
+//! [`point`] runs one grid point; [`real`] runs the n = 32 clusters and their predictions.
+//!
 //! Concurrency: grid points and their seeds run on up to `--threads` threads, each owning its
 //! own world; the real clusters run one at a time.
 
@@ -21,16 +23,23 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use bytes::Bytes;
-use codec::{MemberId, Suite};
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use codec::Suite;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::sim::{self, CostModel, CpuModel, NetModel, World};
+use crate::sim::{self, CostModel, CpuModel};
 use crate::util::pick;
-use crate::{charts, cluster, progress, util};
+use crate::{charts, progress, util};
+
+mod point;
+mod real;
+
+pub use point::{steady, Load, Point, Setting, Spacing, OVERLOAD_LAG, STORM_ONE_IN};
+use real::REAL_SUITES;
+pub use real::{
+    read_calibration, real_rows, report_real, Calibrated, RealCalibration, BUDGET_BAND,
+    PREDICTION_SEEDS, REAL_NODES, REAL_RUMORS, REAL_TARGET_UTILISATION,
+};
 
 /// Ed25519's mean CPU use at the reference setting under the load, as a fraction of the budget.
 pub const TARGET_UTILISATION: f64 = 0.65;
@@ -52,23 +61,6 @@ const REPORT_INTERVALS_MS: [u64; 2] = [200, 400];
 const LOAD_RUMORS_PER_S: f64 = 5.0;
 /// Rumors published per grid point; the p99 of 100 is its second-largest.
 const LOAD_RUMORS: u32 = 100;
-/// After the last publish, how long rumors may take before the point counts as losing them.
-const DRAIN_LIMIT: Duration = Duration::from_secs(30);
-/// Real clusters: members, and the reduced grid they run (a real run takes ≈ 20 s).
-pub const REAL_NODES: u32 = 32;
-const REAL_FANOUTS: [usize; 3] = [1, 3, 6];
-const REAL_INTERVAL_MS: u64 = 200;
-const REAL_SUITES: [Suite; 3] = [Suite::None, Suite::Aes256Gcm, Suite::Ed25519];
-/// The real cluster's load: one rumor per 100 ms as in `rumor-bench cluster`'s report run, but
-/// 60 of them, so that a p99 is not simply the slowest of 30.
-pub const REAL_RUMORS: u32 = 60;
-const REAL_PUBLISH_INTERVAL: Duration = Duration::from_millis(100);
-/// Simulated seeds behind each prediction of a real point. A run's p99 at n = 32 is its
-/// second-slowest rumor of 60, and from one seed to the next it moved by up to 2.3× (Ed25519,
-/// fanout 1: 1.7–3.9 s over 8 seeds, then with Poisson publishes; 1.4–2.2 s over 7 on the
-/// harness's schedule), so one seed's run is a poor prediction of the typical one. Odd, so the
-/// median is a run.
-pub const PREDICTION_SEEDS: u64 = 7;
 /// Simulated seeds per point of the sweep (`--seeds`), which keeps the run with the median p99.
 /// With one seed a setting that missed a single (member, rumor) pair of about 100,000 was
 /// disqualified, and the cheap suites' best moved between fanout 6 and 3 from report to report.
@@ -159,84 +151,6 @@ pub struct Args {
     nodes: Option<Vec<u32>>,
 }
 
-/// Where a grid point sits: cluster size, fanout, gossip interval.
-#[derive(Clone, Copy, Debug)]
-pub struct Setting {
-    pub n: u32,
-    pub fanout: usize,
-    pub interval_ms: u64,
-}
-
-/// The steady load of one grid point.
-#[derive(Clone, Copy, Debug)]
-pub struct Load {
-    pub rumors: u32,
-    pub per_s: f64,
-    pub spacing: Spacing,
-}
-
-/// How publishes follow one another.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Spacing {
-    /// Exponential gaps: independent publishers, the sweeps' steady load.
-    Poisson,
-    /// One every 1 / `per_s`, as the real cluster harness publishes: its predictions get the
-    /// same load. Bursts matter where the rumors a round must carry outgrow a datagram (Ed25519
-    /// at fanout 1 carries each rumor's 64-byte origin signature).
-    Fixed,
-}
-
-impl Spacing {
-    /// Seconds from one publish to the next, at `per_s` publishes per second on average.
-    fn gap_s<R: Rng>(self, per_s: f64, rng: &mut R) -> f64 {
-        match self {
-            Spacing::Poisson => -rng.gen::<f64>().max(f64::MIN_POSITIVE).ln() / per_s,
-            Spacing::Fixed => 1.0 / per_s,
-        }
-    }
-}
-
-/// One grid point's outcome.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct Point {
-    pub fanout: usize,
-    pub gossip_interval_ms: u64,
-    pub p50_ms: Option<f64>,
-    pub p99_ms: Option<f64>,
-    pub delivered_fraction: f64,
-    /// Mean and largest CPU use as a fraction of the budget, over the cost window: from the
-    /// first publish until one retransmission span after every rumor was everywhere, as a real
-    /// cluster's rumor phase counts (`None` where the source does not tell).
-    pub utilisation: Option<f64>,
-    pub utilisation_max: Option<f64>,
-    pub shed: u64,
-    /// The point stopped early: the members fell more than [`OVERLOAD_LAG`] behind on average,
-    /// one shed, or one in [`STORM_ONE_IN`] was falsely suspected.
-    pub overloaded: bool,
-    /// Datagrams each member sent per second while the load ran and drained (real: the
-    /// cluster's rumor phase).
-    pub datagrams_per_member_per_s: Option<f64>,
-    /// The spread over the seeds a point is the median of: their fastest and slowest p99
-    /// (`None` for single runs, and when a seed lost a rumor).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub p99_range_ms: Option<(f64, f64)>,
-    /// Suspicions the members raised over the cost window: probes unanswered in time. Nobody
-    /// fails here, so each one is a member too slow to ack, and its suspicion and refutation
-    /// compete with the rumors for the gossip and the CPU (`None` where the source does not tell).
-    #[serde(default)]
-    pub suspicions: Option<u64>,
-}
-
-impl Point {
-    /// Not overloaded, no datagram shed, and every rumor at every member.
-    fn lossless(&self) -> bool {
-        !self.overloaded
-            && self.shed == 0
-            && self.delivered_fraction >= 1.0
-            && self.p99_ms.is_some()
-    }
-}
-
 /// One row of the shift: a suite's best setting at one n, from the simulator or a real cluster.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct ShiftRow {
@@ -258,155 +172,6 @@ pub struct ShiftRow {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sim_p99_ms: Option<f64>,
     pub grid: Vec<Point>,
-}
-
-/// Members whose CPUs are booked this far ahead on average (or a member that shed a datagram)
-/// disqualify the setting, and its point stops there: a backlog the whole cluster shares grows
-/// without bound, and simulating it costs memory and time (at n = 10,000, gigabytes). The mean,
-/// not the worst member: one member's burst (a push-pull sync of 10,000 members costs its
-/// receiver seconds of an Ed25519 budget there) delays rumors, which p99 counts, but passes.
-pub const OVERLOAD_LAG: Duration = Duration::from_secs(3);
-
-/// So do false suspicions (nobody fails here) of one member in this many: a storm, in which late
-/// acks raise suspicions whose updates load every member further. Over the whole grid at
-/// n = 1,000 the five best Ed25519 settings raised 1–11, and the most any setting raised that
-/// still kept up was 67. At n = 10,000 a storm holds about 1 GB more per thousand suspicions,
-/// so waiting for the lag would not fit this machine.
-pub const STORM_ONE_IN: u64 = 10;
-
-fn suspicions(w: &World) -> u64 {
-    w.cores().map(|c| c.stats().suspicions_raised).sum()
-}
-
-fn overloaded(w: &World) -> bool {
-    let members = w.running().count() as u64;
-    w.counters.shed > 0
-        || w.mean_lag_us() > OVERLOAD_LAG.as_micros() as u64
-        || suspicions(w) * STORM_ONE_IN > members
-}
-
-/// Runs one grid point: a converged cluster, `load.rumors` rumors published by random members at
-/// `load.per_s` (spaced as `load.spacing` says), then until every member has every rumor or the
-/// drain limit.
-pub fn steady(
-    profile: &Profile,
-    cpu: CpuModel,
-    at: Setting,
-    load: Load,
-    seed: u64,
-) -> anyhow::Result<Point> {
-    let Setting {
-        n,
-        fanout,
-        interval_ms,
-    } = at;
-    let cfg = sim::core_config(
-        profile.suite,
-        fanout,
-        Duration::from_millis(interval_ms),
-        Duration::from_secs(1),
-        false,
-    )?;
-    let g_us = interval_ms * 1000;
-    // One retransmission span: how long an update keeps being sent.
-    let span = g_us * u64::from(cfg.retransmit_limit(n as usize));
-    let settle = span + g_us;
-    let net = NetModel {
-        latency_us: (50, 500),
-        loss: 0.0,
-        partition: None,
-    };
-    let (budget, background) = (cpu.budget, cpu.background);
-    let mut w = World::converged(n, cfg, net, cpu, seed)?;
-    let mut rng = StdRng::seed_from_u64(seed ^ 0x6c6f_6164);
-    // Runs until `until`, a gossip interval at a time, stopping early once `done` holds or the
-    // setting shows itself overloaded, even before any rumor (at n = 10,000, membership gossip
-    // and push-pull syncs can overload Ed25519 alone): its backlog would grow to gigabytes.
-    let run = |w: &mut World, until: u64, done: &dyn Fn(&World) -> bool| {
-        w.run_in_steps(until, g_us, |w| done(w) || overloaded(w));
-    };
-    run(&mut w, settle, &|_| false);
-    let start = w.now_us();
-    let busy0 = w.busy_us();
-    let sent0 = w.counters.sent;
-    let suspicions0 = suspicions(&w);
-    let mut keys: Vec<(MemberId, u64)> = Vec::with_capacity(load.rumors as usize);
-    let payload = Bytes::from(vec![0x5a; sim::PAYLOAD_LEN]);
-    let mut t = start as f64;
-    for _ in 0..load.rumors {
-        t += load.spacing.gap_s(load.per_s, &mut rng) * 1e6;
-        run(&mut w, t as u64, &|_| false);
-        if overloaded(&w) {
-            break;
-        }
-        let from = rng.gen_range(0..n);
-        if let Some(seq) = w.publish(from, payload.clone()) {
-            keys.push((from, seq));
-        }
-    }
-    let end_load = w.now_us();
-    let deadline = end_load + u64::try_from(DRAIN_LIMIT.as_micros()).unwrap_or(u64::MAX);
-    let everyone = n - 1;
-    let complete = |w: &World| {
-        keys.iter()
-            .all(|k| w.rumors().get(k).is_some_and(|t| t.delivered >= everyone))
-    };
-    // The cost window, as the real cluster's rumor phase measures it: until every rumor is
-    // everywhere (at most one retransmission span after the last publish), then one more span
-    // for the last retransmissions.
-    run(&mut w, end_load + span, &complete);
-    let last_retransmissions = w.now_us() + span;
-    run(&mut w, last_retransmissions, &|_| false);
-    let end_cost = w.now_us().max(start + 1);
-    let busy1 = w.busy_us();
-    let sent1 = w.counters.sent;
-    let suspicions = suspicions(&w) - suspicions0;
-    run(&mut w, deadline, &complete);
-    let mut lat: Vec<u64> = Vec::new();
-    let mut delivered = 0u64;
-    for k in &keys {
-        if let Some(t) = w.rumors().get(k) {
-            delivered += u64::from(t.delivered.min(everyone));
-            if t.delivered >= everyone {
-                lat.push(t.last_us - t.published_us);
-            }
-        }
-    }
-    lat.sort_unstable();
-    let window = (end_cost - start) as f64;
-    let background = background / budget;
-    let util: Vec<f64> = busy1
-        .iter()
-        .zip(&busy0)
-        .map(|(b1, b0)| (b1 - b0) / window + background)
-        .collect();
-    // Rumors never published (the point stopped when overloaded) count as lost.
-    let expected = u64::from(load.rumors) * u64::from(everyone);
-    // A percentile is defined only when every rumor reached everyone.
-    let all = lat.len() == load.rumors as usize;
-    let ms = |p| {
-        util::percentile(&lat, p)
-            .filter(|_| all)
-            .map(|us| us as f64 / 1000.0)
-    };
-    Ok(Point {
-        fanout,
-        gossip_interval_ms: interval_ms,
-        p50_ms: ms(50.0),
-        p99_ms: ms(99.0),
-        delivered_fraction: if expected == 0 {
-            0.0
-        } else {
-            delivered as f64 / expected as f64
-        },
-        utilisation: Some(util.iter().sum::<f64>() / f64::from(n)),
-        utilisation_max: Some(util.iter().copied().fold(0.0, f64::max)),
-        shed: w.counters.shed,
-        overloaded: overloaded(&w),
-        datagrams_per_member_per_s: Some((sent1 - sent0) as f64 / f64::from(n) / (window / 1e6)),
-        p99_range_ms: None,
-        suspicions: Some(suspicions),
-    })
 }
 
 /// The per-member budget at which Ed25519 at the reference setting uses
@@ -712,246 +477,6 @@ fn resumed(path: &Path, spec: &SweepSpec) -> anyhow::Result<Vec<ShiftRow>> {
     Ok(rows.into_iter().filter(|r| r.source == "sim").collect())
 }
 
-/// What a calibration cluster (one suite at the reference setting, under the grid's quota when
-/// one is enforced) measured beyond the simulator's crypto and socket model.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct Calibrated {
-    pub suite: String,
-    /// Cores the cluster used over its rumor phase.
-    pub used_cores: f64,
-    /// Cores per node spent with no rumors (timers, probes): the idle phase.
-    pub background_cores_per_node: f64,
-    /// µs per datagram beyond the model (thread wake-ups and hand-offs): the real CPU per
-    /// datagram of the rumor traffic (net of the idle phase's CPU and datagrams) less the
-    /// simulator's at the same setting.
-    pub overhead_us: f64,
-}
-
-/// The real clusters' common CPU budget, and the simulator's process costs measured by two
-/// clusters at the reference setting under that budget (the grid's own points there): Ed25519
-/// (signatures go through the verification pool) and `none` (the MAC and AEAD suites' path:
-/// checked on the io thread).
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct RealCalibration {
-    /// Cores all 32 nodes share in every real run: `sizing_cores` over
-    /// [`REAL_TARGET_UTILISATION`], corrected by what Ed25519 at the reference setting then used of
-    /// it (`budget_tries`), when a cgroup quota could enforce it; else this machine's cores.
-    pub budget_cores: f64,
-    /// Cores Ed25519 at the reference setting used with every core: the first budget try's size.
-    #[serde(default)]
-    pub sizing_cores: f64,
-    pub enforced: bool,
-    /// Why the budget is not enforced (no writable cgroup cpu controller, usually not root).
-    pub not_enforced_because: Option<String>,
-    /// Each budget tried, with the utilisation Ed25519 at the reference setting reached under it.
-    pub budget_tries: Vec<(f64, f64)>,
-    pub signed: Calibrated,
-    pub plain: Calibrated,
-}
-
-/// Ed25519's use of the real clusters' budget at the reference setting. Higher than the
-/// simulator's [`TARGET_UTILISATION`] because the real grid steps coarsely (fanout 1, 3, 6):
-/// fanout 6 costs Ed25519 about 1.35 times fanout 3, so at 65 % the budget would not bind
-/// anywhere on the grid, and nothing would shift.
-pub const REAL_TARGET_UTILISATION: f64 = 0.75;
-/// A real run's Ed25519 reference utilisation is accepted within this band around the target;
-/// outside it the budget is scaled by the miss and the run repeated, at most
-/// `BUDGET_TRIES` times (the same work varies by about a sixth from run to run here).
-pub const BUDGET_BAND: (f64, f64) = (0.65, 0.85);
-const BUDGET_TRIES: usize = 3;
-
-impl RealCalibration {
-    /// The simulator's CPU for real clusters of `suite`: their shared budget, and the background
-    /// and overhead of the calibration on the same receive path.
-    fn cpu(&self, suite: Suite, mut costs: CostModel) -> CpuModel {
-        // The node's receive path: signed hops go through the pool, the rest are checked on
-        // the io thread (`verify_on_ingress`).
-        let c = if suite.hop() == codec::suite::HopAuth::Signature {
-            &self.signed
-        } else {
-            &self.plain
-        };
-        costs.overhead_us = c.overhead_us;
-        CpuModel {
-            costs,
-            budget: self.budget_cores / f64::from(REAL_NODES),
-            shared: true,
-            background: c.background_cores_per_node,
-            queue_cap: sim::QUEUE_CAP,
-        }
-    }
-}
-
-/// Real n = 32 loopback clusters of `suites` over the reduced real grid, all under one CPU
-/// budget shared by the 32 processes (a cgroup quota; [`RealCalibration`]), each point beside
-/// the simulator's prediction for the same setting, load and shared budget. Returns, per suite,
-/// the real row and the simulator's row over the same grid. Cluster JSON files are kept in `dir`.
-pub fn real_rows(
-    dir: &Path,
-    suites: &[Suite],
-    from: Option<&Path>,
-    seed: u64,
-    threads: usize,
-) -> anyhow::Result<(RealCalibration, Vec<ShiftRow>)> {
-    let load = Load {
-        rumors: REAL_RUMORS,
-        per_s: 1.0 / REAL_PUBLISH_INTERVAL.as_secs_f64(),
-        spacing: Spacing::Fixed,
-    };
-    let real = |suite: Suite, fanout: usize, budget: Option<f64>, name: &str| {
-        let file = dir.join(format!("shift-real-{name}.json"));
-        cluster::run(cluster::Args::for_shift(
-            suite,
-            fanout,
-            Duration::from_millis(REAL_INTERVAL_MS),
-            REAL_RUMORS,
-            REAL_PUBLISH_INTERVAL,
-            budget,
-            file.clone(),
-        ))
-        .with_context(|| format!("real cluster {suite} fanout {fanout}"))?;
-        anyhow::Ok(file)
-    };
-    let name = |suite: Suite, k: usize| format!("{}-f{k}", suite.name());
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
-    // A budget of every core holds nothing back but reads CPU from the cgroup, to the ns, as
-    // the budgeted runs will.
-    let probe = crate::cpu_budget::CpuBudget::limit(&[], cores);
-    let not_enforced_because = probe.as_ref().err().map(|e| format!("{e:#}"));
-    drop(probe);
-    if let Some(why) = &not_enforced_because {
-        eprintln!("rumor-bench shift: real clusters run without a CPU budget: {why}");
-    }
-    let every_core = not_enforced_because.is_none().then_some(cores);
-    let (signed_us, plain_us) = (
-        simulated_us_per_datagram(Suite::Ed25519, from, seed, load)?,
-        simulated_us_per_datagram(Suite::None, from, seed, load)?,
-    );
-    let calibration_run = |suite: Suite, sim_us: f64, budget: Option<f64>, name: &str| {
-        let file = real(suite, REFERENCE.0, budget, name)?;
-        let c = calibrate(suite, &file, sim_us)?;
-        anyhow::Ok((file, c))
-    };
-    // Every core first: what Ed25519 at the reference setting uses sizes the first budget try.
-    let (_, mut signed) = calibration_run(
-        Suite::Ed25519,
-        signed_us,
-        every_core,
-        &format!("calibration-{}", Suite::Ed25519.name()),
-    )?;
-    let sizing_cores = signed.used_cores;
-    // The budget is settled on Ed25519's reference point, which the grid then keeps; so is
-    // none's. Both calibrate the simulator's process costs under the quota the grid runs under:
-    // with every core, Ed25519's came out at 29 µs per datagram in one run and 106 µs in the
-    // next, and the wake-ups they pay for are fewer when the quota makes work queue.
-    let (mut budget_cores, mut budget_tries) = (cores, Vec::new());
-    let mut kept: Vec<(Suite, PathBuf)> = Vec::new();
-    if every_core.is_some() {
-        let mut budget = sizing_cores / REAL_TARGET_UTILISATION;
-        for _ in 0..BUDGET_TRIES {
-            let (file, c) = calibration_run(
-                Suite::Ed25519,
-                signed_us,
-                Some(budget),
-                &name(Suite::Ed25519, REFERENCE.0),
-            )?;
-            let u = real_point(&file, REFERENCE.0, budget / f64::from(REAL_NODES))?
-                .utilisation
-                .context("no CPU figures in the Ed25519 reference run")?;
-            budget_tries.push((budget, u));
-            (budget_cores, signed) = (budget, c);
-            kept = vec![(Suite::Ed25519, file)];
-            if (BUDGET_BAND.0..=BUDGET_BAND.1).contains(&u) {
-                break;
-            }
-            budget *= u / REAL_TARGET_UTILISATION;
-        }
-    }
-    let budget = every_core.map(|_| budget_cores);
-    let plain_name = match budget {
-        Some(_) => name(Suite::None, REFERENCE.0),
-        None => format!("calibration-{}", Suite::None.name()),
-    };
-    let (file, plain) = calibration_run(Suite::None, plain_us, budget, &plain_name)?;
-    if budget.is_some() {
-        kept.push((Suite::None, file));
-    }
-    let cal = RealCalibration {
-        sizing_cores,
-        budget_cores,
-        enforced: every_core.is_some(),
-        not_enforced_because,
-        budget_tries,
-        signed,
-        plain,
-    };
-    eprintln!(
-        "rumor-bench shift: real budget {:.3} cores for {REAL_NODES} nodes (tries: {:?}); simulated overheads: \
-         {:.0} µs per datagram signed, {:.0} µs plain",
-        cal.budget_cores, cal.budget_tries, cal.signed.overhead_us, cal.plain.overhead_us
-    );
-    let per_member = cal.budget_cores / f64::from(REAL_NODES);
-    if per_member
-        <= cal
-            .signed
-            .background_cores_per_node
-            .max(cal.plain.background_cores_per_node)
-    {
-        bail!("the real budget ({per_member:.4} cores per node) is below the idle background");
-    }
-    let mut rows = Vec::new();
-    for &suite in suites {
-        let Some(profile) = PROFILES.iter().find(|p| p.suite == suite && p.dedup) else {
-            bail!("no shift profile for suite {suite}");
-        };
-        let cpu = cal.cpu(suite, profile.costs(from)?);
-        let mut measured = Vec::new();
-        for k in REAL_FANOUTS {
-            let file = match kept.iter().find(|(s, _)| *s == suite && k == REFERENCE.0) {
-                Some((_, f)) => f.clone(),
-                None => real(suite, k, budget, &name(suite, k))?,
-            };
-            measured.push(real_point(&file, k, per_member)?);
-        }
-        let settings = REAL_FANOUTS.map(|k| (k, REAL_INTERVAL_MS));
-        let predictions = seed..seed + PREDICTION_SEEDS;
-        let simulated = median_runs(REAL_NODES, &settings, predictions, threads, |at, s| {
-            steady(profile, cpu.clone(), at, load, s)
-        })?;
-        let reference = |g: &[Point]| {
-            g.iter()
-                .find(|p| p.fanout == REFERENCE.0)
-                .and_then(|p| p.utilisation)
-        };
-        let (real_ref, sim_ref) = (reference(&measured), reference(&simulated));
-        let mut r = best(
-            profile.name,
-            "real",
-            REAL_NODES,
-            measured,
-            per_member,
-            load,
-            real_ref,
-        );
-        let predicted = r
-            .optimal_fanout
-            .and_then(|k| simulated.iter().find(|p| p.fanout == k));
-        r.sim_p50_ms = predicted.and_then(|p| p.p50_ms);
-        r.sim_p99_ms = predicted.and_then(|p| p.p99_ms);
-        rows.push(r);
-        rows.push(best(
-            profile.name,
-            "sim",
-            REAL_NODES,
-            simulated,
-            per_member,
-            load,
-            sim_ref,
-        ));
-    }
-    Ok((cal, rows))
-}
-
 /// One point per (fanout, interval) of `settings` at `n`: of its runs over `seeds`, the one
 /// with the median p99 ([`median_by_p99`]). Every (setting, seed) pair runs side by side.
 fn median_runs(
@@ -995,108 +520,6 @@ fn median_by_p99(mut runs: Vec<Point>) -> Option<Point> {
     let mut median = (!runs.is_empty()).then(|| runs.swap_remove(runs.len() / 2))?;
     median.p99_range_ms = range;
     Some(median)
-}
-
-/// The simulator at the reference setting with every core and no overhead: the µs of one core
-/// its crypto and socket model charges `suite` per datagram of the calibration's traffic.
-/// Deterministic, so computed once per suite however many budgets are tried.
-fn simulated_us_per_datagram(
-    suite: Suite,
-    from: Option<&Path>,
-    seed: u64,
-    load: Load,
-) -> anyhow::Result<f64> {
-    let Some(profile) = PROFILES.iter().find(|p| p.suite == suite && p.dedup) else {
-        bail!("no shift profile for suite {suite}");
-    };
-    let at = Setting {
-        n: REAL_NODES,
-        fanout: REFERENCE.0,
-        interval_ms: REFERENCE.1,
-    };
-    let cpu = CpuModel::slice(profile.costs(from)?, 1.0, sim::QUEUE_CAP);
-    let sim = steady(profile, cpu, at, load, seed)?;
-    let sim_datagrams = sim
-        .datagrams_per_member_per_s
-        .filter(|d| *d > 0.0)
-        .context("the simulated calibration sent nothing")?;
-    Ok(sim.utilisation.unwrap_or(0.0) * 1e6 / sim_datagrams)
-}
-
-/// What the calibration cluster of `suite` in `file` measured beyond the simulator's model,
-/// which charges `sim_us` per datagram ([`simulated_us_per_datagram`]).
-fn calibrate(suite: Suite, file: &Path, sim_us: f64) -> anyhow::Result<Calibrated> {
-    let v = read_json(file)?;
-    let nodes = f64::from(REAL_NODES);
-    let figures = || {
-        Some((
-            used_cores(&v)?,
-            v.pointer("/idle/cpu_s_per_s")?.as_f64()?,
-            v.pointer("/idle/msgs_per_s_per_node")?.as_f64()? * nodes,
-        ))
-    };
-    let (used_cores, idle_cores, idle_datagrams_per_s) =
-        figures().with_context(|| format!("no CPU or idle figures in {}", file.display()))?;
-    let real_datagrams_per_s = real_point(file, REFERENCE.0, 1.0)?
-        .datagrams_per_member_per_s
-        .context("no datagram rate in the calibration run")?
-        * nodes;
-    let real_us =
-        (used_cores - idle_cores) * 1e6 / (real_datagrams_per_s - idle_datagrams_per_s).max(1.0);
-    eprintln!(
-        "rumor-bench shift: calibration {suite}: {used_cores:.3} cores ({idle_cores:.3} idle); {real_us:.0} µs \
-         per rumor datagram against the simulator's {sim_us:.0}"
-    );
-    Ok(Calibrated {
-        suite: suite.name().into(),
-        used_cores,
-        background_cores_per_node: idle_cores / nodes,
-        overhead_us: (real_us - sim_us).max(0.0),
-    })
-}
-
-fn read_json(file: &Path) -> anyhow::Result<Value> {
-    let text =
-        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("parsing {}", file.display()))
-}
-
-/// Mean cores a real cluster used over its rumor phase: the cgroup's count under a budget,
-/// else the nodes' own.
-fn used_cores(v: &Value) -> Option<f64> {
-    if let Some(u) = v.pointer("/cpu_budget/used_cores").and_then(Value::as_f64) {
-        return Some(u);
-    }
-    let num = |k: &str| v.get(k).and_then(Value::as_f64);
-    let window = v.pointer("/phases_s/rumor_cost_window")?.as_f64()?;
-    Some(num("cpu_s_per_rumor")? * num("rumors")? / window).filter(|c| c.is_finite())
-}
-
-/// A grid point from a real cluster's JSON; utilisation as a fraction of `budget` cores per
-/// member.
-fn real_point(file: &Path, fanout: usize, budget: f64) -> anyhow::Result<Point> {
-    let v = read_json(file)?;
-    let num = |k: &str| v.get(k).and_then(Value::as_f64);
-    let rumors = num("rumors");
-    let window = v
-        .pointer("/phases_s/rumor_cost_window")
-        .and_then(Value::as_f64);
-    let nodes = num("nodes");
-    let per_s = |x: Option<f64>| Some(x? * rumors? / window?).filter(|v| v.is_finite());
-    Ok(Point {
-        fanout,
-        gossip_interval_ms: REAL_INTERVAL_MS,
-        p50_ms: num("rumor_latency_p50_ms"),
-        p99_ms: num("rumor_latency_p99_ms"),
-        delivered_fraction: num("delivered_fraction").unwrap_or(0.0),
-        utilisation: used_cores(&v).and_then(|c| Some(c / nodes? / budget)),
-        utilisation_max: None,
-        shed: 0,
-        overloaded: false,
-        datagrams_per_member_per_s: per_s(num("msgs_per_rumor_per_node")),
-        p99_range_ms: None,
-        suspicions: v.get("rumor_phase_suspicions").and_then(Value::as_u64),
-    })
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
@@ -1208,13 +631,10 @@ pub fn report_sim(path: &Path, full: bool) -> anyhow::Result<()> {
     write(path, &rows, Some(&spec), None, t0.elapsed())
 }
 
-/// The default report's real shift: n = 32 clusters of three suites, each beside the simulator.
-pub fn report_real(path: &Path) -> anyhow::Result<()> {
-    let t0 = Instant::now();
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let from = Some(dir).filter(|d| d.join("crypto.json").is_file());
-    let (cal, rows) = real_rows(dir, &REAL_SUITES, from, 1, default_threads(None))?;
-    write(path, &rows, None, Some(&cal), t0.elapsed())
+fn read_json(file: &Path) -> anyhow::Result<Value> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("parsing {}", file.display()))
 }
 
 /// Shift rows from a file [`write`] wrote.
@@ -1222,12 +642,6 @@ pub fn read(path: &Path) -> anyhow::Result<Vec<ShiftRow>> {
     let v = read_json(path)?;
     serde_json::from_value(v.get("shift").cloned().unwrap_or_default())
         .with_context(|| format!("shift rows of {}", path.display()))
-}
-
-/// The real clusters' calibration from a file [`write`] wrote, if it has one.
-pub fn read_calibration(path: &Path) -> Option<RealCalibration> {
-    let v = read_json(path).ok()?;
-    serde_json::from_value(v.get("real_calibration")?.clone()).ok()
 }
 
 fn print_rows(rows: &[ShiftRow]) {
@@ -1252,26 +666,13 @@ fn print_rows(rows: &[ShiftRow]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sim;
 
     const SMALL: Load = Load {
         rumors: 20,
         per_s: 5.0,
         spacing: Spacing::Poisson,
     };
-    #[test]
-    fn fixed_spacing_is_the_harness_schedule_and_poisson_only_its_mean() {
-        let mut rng = StdRng::seed_from_u64(7);
-        let gaps = |s: Spacing, rng: &mut StdRng| -> Vec<f64> {
-            (0..20_000).map(|_| s.gap_s(10.0, rng)).collect()
-        };
-        assert!(gaps(Spacing::Fixed, &mut rng).iter().all(|g| *g == 0.1));
-        let p = gaps(Spacing::Poisson, &mut rng);
-        let mean = p.iter().sum::<f64>() / p.len() as f64;
-        assert!((mean - 0.1).abs() < 0.005, "Poisson mean gap {mean}");
-        // Exponential gaps: about 63 % are shorter than the mean (1 - 1/e).
-        let short = p.iter().filter(|g| **g < 0.1).count() as f64 / p.len() as f64;
-        assert!((short - 0.632).abs() < 0.02, "share of short gaps {short}");
-    }
 
     /// A small cluster at the reference setting.
     const SMALL_AT: Setting = Setting {
