@@ -408,10 +408,12 @@ impl World {
             return;
         }
         let (mut rumors, mut new_rumors) = (0, 0);
-        for msg in &messages {
-            if let Message::Rumor(r) = msg {
-                rumors += 1;
-                new_rumors += usize::from(!core.knows_rumor(r.origin, r.seq));
+        if self.cpu.costs.counts_rumors() {
+            for msg in &messages {
+                if let Message::Rumor(r) = msg {
+                    rumors += 1;
+                    new_rumors += usize::from(!core.knows_rumor(r.origin, r.seq));
+                }
             }
         }
         let cost = self.cpu.costs.recv_us(&Incoming {
