@@ -10,8 +10,7 @@
 //! seed gives one history.
 //! Concurrency: single-threaded; owns every core it drives.
 
-use std::cmp::Ordering;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -21,6 +20,7 @@ use rand::{Rng, SeedableRng};
 use rumor::core::{Action, Boot, Config, Core, Millis, Roster};
 
 use super::cost::{CostModel, Incoming};
+use super::queue::EventQueue;
 
 const US_PER_MS: u64 = 1000;
 /// Members a restarted member joins through (the first live ones by id).
@@ -122,38 +122,13 @@ enum Kind {
     },
 }
 
-struct Event {
-    at: u64,
-    seq: u64,
-    kind: Kind,
-}
-
-impl PartialEq for Event {
-    fn eq(&self, o: &Event) -> bool {
-        (self.at, self.seq) == (o.at, o.seq)
-    }
-}
-impl Eq for Event {}
-impl PartialOrd for Event {
-    fn partial_cmp(&self, o: &Event) -> Option<Ordering> {
-        Some(self.cmp(o))
-    }
-}
-impl Ord for Event {
-    /// Reversed: `BinaryHeap` is a max-heap and the earliest event must come out first.
-    fn cmp(&self, o: &Event) -> Ordering {
-        (o.at, o.seq).cmp(&(self.at, self.seq))
-    }
-}
-
 pub struct World {
     now: u64,
     cfg: Config,
     roster: Arc<Roster>,
     seed: u64,
     members: Vec<Member>,
-    events: BinaryHeap<Event>,
-    next_seq: u64,
+    events: EventQueue<Kind>,
     rng: StdRng,
     net: NetModel,
     cpu: CpuModel,
@@ -193,8 +168,7 @@ impl World {
             cfg,
             seed,
             members: (0..n).map(|_| Member::default()).collect(),
-            events: BinaryHeap::new(),
-            next_seq: 0,
+            events: EventQueue::new(),
             rng: StdRng::seed_from_u64(seed ^ 0x6e65_7477_6f72_6b00),
             net,
             cpu,
@@ -331,12 +305,7 @@ impl World {
     }
 
     fn push(&mut self, at: u64, kind: Kind) {
-        self.next_seq += 1;
-        self.events.push(Event {
-            at,
-            seq: self.next_seq,
-            kind,
-        });
+        self.events.push(at, kind);
     }
 
     /// Runs to `until` (µs) `step` µs at a time, stopping after the first step at which `stop`
@@ -349,11 +318,10 @@ impl World {
 
     /// Runs every event up to and including `until` (µs), then sets the clock there.
     pub fn run_until(&mut self, until: u64) {
-        while self.events.peek().is_some_and(|e| e.at <= until) {
-            let Some(e) = self.events.pop() else { break };
-            self.now = self.now.max(e.at);
-            match e.kind {
-                Kind::Timer(id) => self.fire(id, e.at),
+        while let Some((at, kind)) = self.events.pop_until(until) {
+            self.now = self.now.max(at);
+            match kind {
+                Kind::Timer(id) => self.fire(id, at),
                 Kind::Arrive {
                     from,
                     to,
