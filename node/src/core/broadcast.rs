@@ -83,8 +83,9 @@ impl SentTo {
 /// Order of selection: fewest transmissions, then newest.
 type Rank = (u32, Reverse<u64>);
 
-/// Items live in the selection order, a B-tree, which is all a fill walks: keeping them there
-/// rather than behind a key lookup each spares a fill a hash probe and a pointer chase per item.
+/// Items hang off the selection order, a B-tree, which is all a fill walks: no hash probe per
+/// item. Boxed, so the B-tree's node shifts move pointers (items inline made the moves cost
+/// more than the pointer chase they saved).
 /// A hash map finds an item's rank by key (every received rumor is looked up and inserted, and
 /// each one beyond the bound evicts another: B-tree searches there were a third of the core
 /// thread in the ingest burst). Only lookups touch the hash map's per-instance random seed,
@@ -93,7 +94,7 @@ type Rank = (u32, Reverse<u64>);
 /// members join and are empty afterwards.
 pub(crate) struct Broadcasts {
     ranks: HashMap<Key, Rank, foldhash::quality::RandomState>,
-    order: BTreeMap<Rank, Item>,
+    order: BTreeMap<Rank, Box<Item>>,
     next_id: u64,
     max: usize,
 }
@@ -140,12 +141,12 @@ impl Broadcasts {
         }
         self.order.insert(
             rank,
-            Item {
+            Box::new(Item {
                 key,
                 message,
                 transmits: 0,
                 sent: SentTo::default(),
-            },
+            }),
         );
         let mut dropped = 0;
         while self.ranks.len() > self.max {
