@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use codec::header::Header;
 use codec::{MemberId, MemberState, Message, Packet, SecretKey};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -138,6 +139,12 @@ pub struct World {
     rumors: BTreeMap<(MemberId, u64), Track>,
     /// The member whose first suspicion (by anyone) is being timed, and when it came.
     watch: Option<(MemberId, Option<u64>)>,
+    /// Buffers reused by every event instead of allocated per event: a member's actions while
+    /// they are carried out, and a datagram's encoded frames while it is measured.
+    actions: Vec<Action>,
+    frames: Vec<u8>,
+    /// Whether the configured suite and MTU make a packet at all (`Config::validate` sees to it).
+    packs: bool,
 }
 
 /// Incarnation every member boots with at `epoch` (what `assume_alive` is told).
@@ -162,6 +169,7 @@ impl World {
                 cpu.background
             );
         }
+        let packs = Packet::new(cfg.suite, cfg.mtu).is_ok();
         let mut w = World {
             now: 0,
             roster: Arc::new(Roster::dense(n)),
@@ -176,6 +184,9 @@ impl World {
             counters: Counters::default(),
             rumors: BTreeMap::new(),
             watch: None,
+            actions: Vec::new(),
+            frames: Vec::new(),
+            packs,
         };
         let inc = boot_incarnation(1);
         for id in 0..n {
@@ -422,7 +433,8 @@ impl World {
         let m = &mut self.members[id as usize];
         let Some(core) = m.core.as_mut() else { return };
         let next = core.poll_timeout().map(|t| t.0.saturating_mul(US_PER_MS));
-        let actions: Vec<Action> = core.drain_actions().collect();
+        let mut actions = std::mem::take(&mut self.actions);
+        actions.extend(core.drain_actions());
         if let Some(t) = next {
             // A timer due now runs after the events already queued for now.
             let t = t.max(self.now);
@@ -431,7 +443,7 @@ impl World {
                 self.push(t, Kind::Timer(id));
             }
         }
-        for a in actions {
+        for a in actions.drain(..) {
             match a {
                 Action::Send { to, messages } => self.send(id, to, messages),
                 Action::Deliver(r) => {
@@ -478,7 +490,11 @@ impl World {
 
     /// Seals (CPU), then puts the datagram on the wire.
     fn send(&mut self, from: MemberId, to: MemberId, messages: Vec<Message>) {
-        let bytes = sealed_len(&self.cfg, &messages);
+        let bytes = if self.packs {
+            sealed_len(&self.cfg, &messages, &mut self.frames)
+        } else {
+            self.cfg.mtu
+        };
         let departs = self.book(from, self.cpu.costs.send_us(bytes));
         self.counters.sent += 1;
         self.counters.bytes += bytes as u64;
@@ -511,14 +527,74 @@ impl World {
     }
 }
 
-/// The size of `messages` once sealed: what the core packed them under (`codec::Packet`).
-fn sealed_len(cfg: &Config, messages: &[Message]) -> usize {
-    let Ok(mut p) = Packet::new(cfg.suite, cfg.mtu) else {
-        return cfg.mtu;
-    };
+/// The size of `messages` once sealed: what the core packed them under. Counts as
+/// `codec::Packet` does (header, the frames that fit under the MTU, trailer), but encodes into
+/// `frames`, kept between datagrams, instead of a fresh packet each.
+fn sealed_len(cfg: &Config, messages: &[Message], frames: &mut Vec<u8>) -> usize {
+    let header = Header::len_for(cfg.suite);
+    let trailer = cfg.suite.trailer_len();
+    let limit = cfg.mtu - trailer;
+    frames.clear();
     for m in messages {
-        // The core packed these under the same MTU: they fit.
-        let _ = p.push(m);
+        // The core packed these under the same MTU: they fit. A frame that would not is left
+        // out, as `Packet::push` leaves it out.
+        let before = frames.len();
+        if m.encode(frames).is_ok() && header + frames.len() > limit {
+            frames.truncate(before);
+        }
     }
-    cfg.mtu - p.remaining()
+    header + frames.len() + trailer
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use codec::{Rumor, Suite};
+
+    /// The size `codec::Packet` gives, as `sealed_len` computed it before it kept a buffer.
+    fn by_packet(cfg: &Config, messages: &[Message]) -> usize {
+        let mut p = Packet::new(cfg.suite, cfg.mtu).expect("packet");
+        for m in messages {
+            let _ = p.push(m);
+        }
+        cfg.mtu - p.remaining()
+    }
+
+    #[test]
+    fn sealed_len_is_the_packets() {
+        let rumor = |len: usize| {
+            Message::Rumor(Rumor {
+                origin: 3,
+                seq: len as u64,
+                timestamp_ms: 9,
+                payload: Bytes::from(vec![0x5a; len]),
+                signature: None,
+            })
+        };
+        let mut frames = Vec::new();
+        for suite in [
+            Suite::None,
+            Suite::HmacSha256,
+            Suite::Aes256Gcm,
+            Suite::Ed25519,
+        ] {
+            let cfg = Config {
+                suite,
+                ..Config::default()
+            };
+            for set in [
+                vec![],
+                vec![Message::Ping { seq: 1 }],
+                vec![Message::Ack { seq: 2 }, rumor(32), rumor(100)],
+                // The middle one does not fit: left out, the last one still counted.
+                vec![rumor(600), rumor(cfg.mtu), rumor(40)],
+            ] {
+                assert_eq!(
+                    sealed_len(&cfg, &set, &mut frames),
+                    by_packet(&cfg, &set),
+                    "{suite}"
+                );
+            }
+        }
+    }
 }
