@@ -15,6 +15,7 @@
 //! Concurrency: seeds run on up to `--threads` threads, each owning its own world.
 
 mod cost;
+mod queue;
 mod world;
 
 use std::path::PathBuf;

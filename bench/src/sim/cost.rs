@@ -254,6 +254,13 @@ impl CostModel {
         })
     }
 
+    /// Whether `recv_us` depends on the rumors a datagram carries. Without origin signatures or a
+    /// signed hop it never does, and the world spares itself looking every rumor up in the
+    /// receiver's log (a cache miss each at n = 10,000).
+    pub fn counts_rumors(&self) -> bool {
+        self.origin_verify_us != 0.0 || self.hop_is_signature
+    }
+
     /// µs of one core to receive and verify `d`.
     pub fn recv_us(&self, d: &Incoming) -> f64 {
         let origins = if self.dedup { d.new_rumors } else { d.rumors };

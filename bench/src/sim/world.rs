@@ -10,17 +10,18 @@
 //! seed gives one history.
 //! Concurrency: single-threaded; owns every core it drives.
 
-use std::cmp::Ordering;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use codec::header::Header;
 use codec::{MemberId, MemberState, Message, Packet, SecretKey};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rumor::core::{Action, Boot, Config, Core, Millis, Roster};
 
 use super::cost::{CostModel, Incoming};
+use super::queue::EventQueue;
 
 const US_PER_MS: u64 = 1000;
 /// Members a restarted member joins through (the first live ones by id).
@@ -122,38 +123,13 @@ enum Kind {
     },
 }
 
-struct Event {
-    at: u64,
-    seq: u64,
-    kind: Kind,
-}
-
-impl PartialEq for Event {
-    fn eq(&self, o: &Event) -> bool {
-        (self.at, self.seq) == (o.at, o.seq)
-    }
-}
-impl Eq for Event {}
-impl PartialOrd for Event {
-    fn partial_cmp(&self, o: &Event) -> Option<Ordering> {
-        Some(self.cmp(o))
-    }
-}
-impl Ord for Event {
-    /// Reversed: `BinaryHeap` is a max-heap and the earliest event must come out first.
-    fn cmp(&self, o: &Event) -> Ordering {
-        (o.at, o.seq).cmp(&(self.at, self.seq))
-    }
-}
-
 pub struct World {
     now: u64,
     cfg: Config,
     roster: Arc<Roster>,
     seed: u64,
     members: Vec<Member>,
-    events: BinaryHeap<Event>,
-    next_seq: u64,
+    events: EventQueue<Kind>,
     rng: StdRng,
     net: NetModel,
     cpu: CpuModel,
@@ -163,6 +139,12 @@ pub struct World {
     rumors: BTreeMap<(MemberId, u64), Track>,
     /// The member whose first suspicion (by anyone) is being timed, and when it came.
     watch: Option<(MemberId, Option<u64>)>,
+    /// Buffers reused by every event instead of allocated per event: a member's actions while
+    /// they are carried out, and a datagram's encoded frames while it is measured.
+    actions: Vec<Action>,
+    frames: Vec<u8>,
+    /// Whether the configured suite and MTU make a packet at all (`Config::validate` sees to it).
+    packs: bool,
 }
 
 /// Incarnation every member boots with at `epoch` (what `assume_alive` is told).
@@ -187,14 +169,14 @@ impl World {
                 cpu.background
             );
         }
+        let packs = Packet::new(cfg.suite, cfg.mtu).is_ok();
         let mut w = World {
             now: 0,
             roster: Arc::new(Roster::dense(n)),
             cfg,
             seed,
             members: (0..n).map(|_| Member::default()).collect(),
-            events: BinaryHeap::new(),
-            next_seq: 0,
+            events: EventQueue::new(),
             rng: StdRng::seed_from_u64(seed ^ 0x6e65_7477_6f72_6b00),
             net,
             cpu,
@@ -202,6 +184,9 @@ impl World {
             counters: Counters::default(),
             rumors: BTreeMap::new(),
             watch: None,
+            actions: Vec::new(),
+            frames: Vec::new(),
+            packs,
         };
         let inc = boot_incarnation(1);
         for id in 0..n {
@@ -331,12 +316,7 @@ impl World {
     }
 
     fn push(&mut self, at: u64, kind: Kind) {
-        self.next_seq += 1;
-        self.events.push(Event {
-            at,
-            seq: self.next_seq,
-            kind,
-        });
+        self.events.push(at, kind);
     }
 
     /// Runs to `until` (µs) `step` µs at a time, stopping after the first step at which `stop`
@@ -349,11 +329,10 @@ impl World {
 
     /// Runs every event up to and including `until` (µs), then sets the clock there.
     pub fn run_until(&mut self, until: u64) {
-        while self.events.peek().is_some_and(|e| e.at <= until) {
-            let Some(e) = self.events.pop() else { break };
-            self.now = self.now.max(e.at);
-            match e.kind {
-                Kind::Timer(id) => self.fire(id, e.at),
+        while let Some((at, kind)) = self.events.pop_until(until) {
+            self.now = self.now.max(at);
+            match kind {
+                Kind::Timer(id) => self.fire(id, at),
                 Kind::Arrive {
                     from,
                     to,
@@ -408,10 +387,12 @@ impl World {
             return;
         }
         let (mut rumors, mut new_rumors) = (0, 0);
-        for msg in &messages {
-            if let Message::Rumor(r) = msg {
-                rumors += 1;
-                new_rumors += usize::from(!core.knows_rumor(r.origin, r.seq));
+        if self.cpu.costs.counts_rumors() {
+            for msg in &messages {
+                if let Message::Rumor(r) = msg {
+                    rumors += 1;
+                    new_rumors += usize::from(!core.knows_rumor(r.origin, r.seq));
+                }
             }
         }
         let cost = self.cpu.costs.recv_us(&Incoming {
@@ -452,7 +433,8 @@ impl World {
         let m = &mut self.members[id as usize];
         let Some(core) = m.core.as_mut() else { return };
         let next = core.poll_timeout().map(|t| t.0.saturating_mul(US_PER_MS));
-        let actions: Vec<Action> = core.drain_actions().collect();
+        let mut actions = std::mem::take(&mut self.actions);
+        actions.extend(core.drain_actions());
         if let Some(t) = next {
             // A timer due now runs after the events already queued for now.
             let t = t.max(self.now);
@@ -461,7 +443,7 @@ impl World {
                 self.push(t, Kind::Timer(id));
             }
         }
-        for a in actions {
+        for a in actions.drain(..) {
             match a {
                 Action::Send { to, messages } => self.send(id, to, messages),
                 Action::Deliver(r) => {
@@ -508,7 +490,11 @@ impl World {
 
     /// Seals (CPU), then puts the datagram on the wire.
     fn send(&mut self, from: MemberId, to: MemberId, messages: Vec<Message>) {
-        let bytes = sealed_len(&self.cfg, &messages);
+        let bytes = if self.packs {
+            sealed_len(&self.cfg, &messages, &mut self.frames)
+        } else {
+            self.cfg.mtu
+        };
         let departs = self.book(from, self.cpu.costs.send_us(bytes));
         self.counters.sent += 1;
         self.counters.bytes += bytes as u64;
@@ -541,14 +527,74 @@ impl World {
     }
 }
 
-/// The size of `messages` once sealed: what the core packed them under (`codec::Packet`).
-fn sealed_len(cfg: &Config, messages: &[Message]) -> usize {
-    let Ok(mut p) = Packet::new(cfg.suite, cfg.mtu) else {
-        return cfg.mtu;
-    };
+/// The size of `messages` once sealed: what the core packed them under. Counts as
+/// `codec::Packet` does (header, the frames that fit under the MTU, trailer), but encodes into
+/// `frames`, kept between datagrams, instead of a fresh packet each.
+fn sealed_len(cfg: &Config, messages: &[Message], frames: &mut Vec<u8>) -> usize {
+    let header = Header::len_for(cfg.suite);
+    let trailer = cfg.suite.trailer_len();
+    let limit = cfg.mtu - trailer;
+    frames.clear();
     for m in messages {
-        // The core packed these under the same MTU: they fit.
-        let _ = p.push(m);
+        // The core packed these under the same MTU: they fit. A frame that would not is left
+        // out, as `Packet::push` leaves it out.
+        let before = frames.len();
+        if m.encode(frames).is_ok() && header + frames.len() > limit {
+            frames.truncate(before);
+        }
     }
-    cfg.mtu - p.remaining()
+    header + frames.len() + trailer
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use codec::{Rumor, Suite};
+
+    /// The size `codec::Packet` gives, as `sealed_len` computed it before it kept a buffer.
+    fn by_packet(cfg: &Config, messages: &[Message]) -> usize {
+        let mut p = Packet::new(cfg.suite, cfg.mtu).expect("packet");
+        for m in messages {
+            let _ = p.push(m);
+        }
+        cfg.mtu - p.remaining()
+    }
+
+    #[test]
+    fn sealed_len_is_the_packets() {
+        let rumor = |len: usize| {
+            Message::Rumor(Rumor {
+                origin: 3,
+                seq: len as u64,
+                timestamp_ms: 9,
+                payload: Bytes::from(vec![0x5a; len]),
+                signature: None,
+            })
+        };
+        let mut frames = Vec::new();
+        for suite in [
+            Suite::None,
+            Suite::HmacSha256,
+            Suite::Aes256Gcm,
+            Suite::Ed25519,
+        ] {
+            let cfg = Config {
+                suite,
+                ..Config::default()
+            };
+            for set in [
+                vec![],
+                vec![Message::Ping { seq: 1 }],
+                vec![Message::Ack { seq: 2 }, rumor(32), rumor(100)],
+                // The middle one does not fit: left out, the last one still counted.
+                vec![rumor(600), rumor(cfg.mtu), rumor(40)],
+            ] {
+                assert_eq!(
+                    sealed_len(&cfg, &set, &mut frames),
+                    by_packet(&cfg, &set),
+                    "{suite}"
+                );
+            }
+        }
+    }
 }
