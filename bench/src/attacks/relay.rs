@@ -24,11 +24,14 @@ use codec::{Message, Suite};
 use socket2::{Domain, Socket, Type};
 
 /// Relay sockets in the target's group (the target has one: the harness runs one io thread):
-/// each honest flow is the relay's with probability 7/8, so at least one of the target's three
-/// honest peers passes through it except with probability 8^-3.
-const RELAY_SOCKETS: usize = 7;
-/// Forwarder candidates tried; each reaches the target with probability 1/8.
-const FORWARDER_TRIES: usize = 100;
+/// each honest flow is the relay's with probability 15/16, so at least one of the target's three
+/// honest peers passes through it except with probability 16^-3 (1 in 4,096). With 7 sockets
+/// that was 1 in 512, and over the matrix's 14 relay cells it happened: a chacha20-poly1305
+/// tamperer saw no honest flow in one run (2026-12-05).
+const RELAY_SOCKETS: usize = 15;
+/// Forwarder candidates tried; each reaches the target with probability 1/16, so all of them
+/// miss with probability (15/16)^300, about 4e-9.
+const FORWARDER_TRIES: usize = 300;
 /// A probe that loops back to the relay does so within this on loopback.
 const PROBE_WAIT: Duration = Duration::from_millis(15);
 const RECV_WAIT: Duration = Duration::from_millis(20);
