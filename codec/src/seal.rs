@@ -182,6 +182,11 @@ impl Packet {
         self.buf.len() == Header::len_for(self.suite)
     }
 
+    /// Empties the packet for the next datagram, keeping its buffer.
+    pub fn clear(&mut self) {
+        self.buf.truncate(Header::len_for(self.suite));
+    }
+
     /// Body bytes still free under the MTU.
     pub fn remaining(&self) -> usize {
         self.limit - self.buf.len()
@@ -711,6 +716,33 @@ pub fn open_ed25519_each<R: RngCore + CryptoRng>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cleared_packet_packs_as_a_new_one() {
+        let rumor = |len: usize| {
+            Message::Rumor(crate::Rumor {
+                origin: 3,
+                seq: len as u64,
+                timestamp_ms: 9,
+                payload: bytes::Bytes::from(vec![0x5a; len]),
+                signature: None,
+            })
+        };
+        // The middle rumor does not fit: left out, the last one still packed.
+        let set = [rumor(600), rumor(1000), rumor(40)];
+        let mut used = Packet::new(Suite::Ed25519, 1400).unwrap();
+        assert!(used.push(&Message::Ping { seq: 1 }).unwrap());
+        used.clear();
+        assert!(used.is_empty());
+        let mut fresh = Packet::new(Suite::Ed25519, 1400).unwrap();
+        assert_eq!(used.remaining(), fresh.remaining());
+        let packed: Vec<bool> = set.iter().map(|m| used.push(m).unwrap()).collect();
+        assert_eq!(packed, [true, false, true]);
+        for m in &set {
+            fresh.push(m).unwrap();
+        }
+        assert_eq!(used.remaining(), fresh.remaining());
+    }
 
     #[test]
     fn counter_exhaustion_requires_new_epoch_and_new_salt() {

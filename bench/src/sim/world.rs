@@ -14,7 +14,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use codec::header::Header;
 use codec::{MemberId, MemberState, Message, Packet, SecretKey};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -139,12 +138,11 @@ pub struct World {
     rumors: BTreeMap<(MemberId, u64), Track>,
     /// The member whose first suspicion (by anyone) is being timed, and when it came.
     watch: Option<(MemberId, Option<u64>)>,
-    /// Buffers reused by every event instead of allocated per event: a member's actions while
-    /// they are carried out, and a datagram's encoded frames while it is measured.
+    /// Reused by every event instead of allocated per event: a member's actions while they are
+    /// carried out, and the packet a datagram is measured in (`None` if the suite and MTU make
+    /// none, which `Config::validate` rules out: every datagram then counts as a full MTU).
     actions: Vec<Action>,
-    frames: Vec<u8>,
-    /// Whether the configured suite and MTU make a packet at all (`Config::validate` sees to it).
-    packs: bool,
+    packet: Option<Packet>,
 }
 
 /// Incarnation every member boots with at `epoch` (what `assume_alive` is told).
@@ -169,7 +167,7 @@ impl World {
                 cpu.background
             );
         }
-        let packs = Packet::new(cfg.suite, cfg.mtu).is_ok();
+        let packet = Packet::new(cfg.suite, cfg.mtu).ok();
         let mut w = World {
             now: 0,
             roster: Arc::new(Roster::dense(n)),
@@ -185,8 +183,7 @@ impl World {
             rumors: BTreeMap::new(),
             watch: None,
             actions: Vec::new(),
-            frames: Vec::new(),
-            packs,
+            packet,
         };
         let inc = boot_incarnation(1);
         for id in 0..n {
@@ -490,10 +487,9 @@ impl World {
 
     /// Seals (CPU), then puts the datagram on the wire.
     fn send(&mut self, from: MemberId, to: MemberId, messages: Vec<Message>) {
-        let bytes = if self.packs {
-            sealed_len(&self.cfg, &messages, &mut self.frames)
-        } else {
-            self.cfg.mtu
+        let bytes = match self.packet.as_mut() {
+            Some(p) => sealed_len(self.cfg.mtu, p, &messages),
+            None => self.cfg.mtu,
         };
         let departs = self.book(from, self.cpu.costs.send_us(bytes));
         self.counters.sent += 1;
@@ -527,74 +523,12 @@ impl World {
     }
 }
 
-/// The size of `messages` once sealed: what the core packed them under. Counts as
-/// `codec::Packet` does (header, the frames that fit under the MTU, trailer), but encodes into
-/// `frames`, kept between datagrams, instead of a fresh packet each.
-fn sealed_len(cfg: &Config, messages: &[Message], frames: &mut Vec<u8>) -> usize {
-    let header = Header::len_for(cfg.suite);
-    let trailer = cfg.suite.trailer_len();
-    let limit = cfg.mtu - trailer;
-    frames.clear();
+/// The size of `messages` once sealed: what the core packed them under, measured in `packet`.
+fn sealed_len(mtu: usize, packet: &mut Packet, messages: &[Message]) -> usize {
+    packet.clear();
     for m in messages {
-        // The core packed these under the same MTU: they fit. A frame that would not is left
-        // out, as `Packet::push` leaves it out.
-        let before = frames.len();
-        if m.encode(frames).is_ok() && header + frames.len() > limit {
-            frames.truncate(before);
-        }
+        // The core packed these under the same MTU: they fit.
+        let _ = packet.push(m);
     }
-    header + frames.len() + trailer
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use codec::{Rumor, Suite};
-
-    /// The size `codec::Packet` gives, as `sealed_len` computed it before it kept a buffer.
-    fn by_packet(cfg: &Config, messages: &[Message]) -> usize {
-        let mut p = Packet::new(cfg.suite, cfg.mtu).expect("packet");
-        for m in messages {
-            let _ = p.push(m);
-        }
-        cfg.mtu - p.remaining()
-    }
-
-    #[test]
-    fn sealed_len_is_the_packets() {
-        let rumor = |len: usize| {
-            Message::Rumor(Rumor {
-                origin: 3,
-                seq: len as u64,
-                timestamp_ms: 9,
-                payload: Bytes::from(vec![0x5a; len]),
-                signature: None,
-            })
-        };
-        let mut frames = Vec::new();
-        for suite in [
-            Suite::None,
-            Suite::HmacSha256,
-            Suite::Aes256Gcm,
-            Suite::Ed25519,
-        ] {
-            let cfg = Config {
-                suite,
-                ..Config::default()
-            };
-            for set in [
-                vec![],
-                vec![Message::Ping { seq: 1 }],
-                vec![Message::Ack { seq: 2 }, rumor(32), rumor(100)],
-                // The middle one does not fit: left out, the last one still counted.
-                vec![rumor(600), rumor(cfg.mtu), rumor(40)],
-            ] {
-                assert_eq!(
-                    sealed_len(&cfg, &set, &mut frames),
-                    by_packet(&cfg, &set),
-                    "{suite}"
-                );
-            }
-        }
-    }
+    mtu - packet.remaining()
 }
