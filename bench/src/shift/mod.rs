@@ -413,10 +413,9 @@ pub fn simulate(
                 rows.push(r.clone());
                 continue;
             }
-            let spread = std::slice::from_ref(suite);
             rows.extend(sweep(
                 n,
-                spread,
+                std::slice::from_ref(suite),
                 &spec.grid,
                 budget,
                 LOAD,
@@ -429,7 +428,7 @@ pub fn simulate(
     Ok(rows)
 }
 
-/// The simulated rows of an interrupted sweep in `path`, if it was made with `spec`.
+/// The rows of an interrupted sweep in `path`, if it was made with `spec`.
 fn resumed(path: &Path, spec: &SweepSpec) -> anyhow::Result<Vec<ShiftRow>> {
     if !path.exists() {
         return Ok(Vec::new());
@@ -471,10 +470,7 @@ fn resumed(path: &Path, spec: &SweepSpec) -> anyhow::Result<Vec<ShiftRow>> {
             differs.join("; ")
         );
     }
-    let rows: Vec<ShiftRow> =
-        serde_json::from_value(v.get("shift").cloned().unwrap_or_default())
-            .with_context(|| format!("--resume: reading the rows of {}", path.display()))?;
-    Ok(rows.into_iter().filter(|r| r.source == "sim").collect())
+    rows_of(&v, path).context("--resume")
 }
 
 /// One point per (fanout, interval) of `settings` at `n`: of its runs over `seeds`, the one
@@ -639,7 +635,11 @@ fn read_json(file: &Path) -> anyhow::Result<Value> {
 
 /// Shift rows from a file [`write`] wrote.
 pub fn read(path: &Path) -> anyhow::Result<Vec<ShiftRow>> {
-    let v = read_json(path)?;
+    rows_of(&read_json(path)?, path)
+}
+
+/// The shift rows of `v`, read from `path`.
+fn rows_of(v: &Value, path: &Path) -> anyhow::Result<Vec<ShiftRow>> {
     serde_json::from_value(v.get("shift").cloned().unwrap_or_default())
         .with_context(|| format!("shift rows of {}", path.display()))
 }
