@@ -861,4 +861,14 @@ mod tests {
             assert_eq!(Some(p.clone()), median_by_p99(one_by_one));
         }
     }
+
+    #[test]
+    fn a_real_points_p99_is_not_its_slowest_rumor() {
+        let ranks: Vec<u64> = (1..=u64::from(REAL_RUMORS)).collect();
+        assert_eq!(
+            crate::util::percentile(&ranks, 99.0),
+            Some(u64::from(REAL_RUMORS) - 2),
+            "two rumors above the p99"
+        );
+    }
 }

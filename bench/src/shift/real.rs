@@ -28,15 +28,16 @@ pub(super) const REAL_INTERVAL_MS: u64 = 200;
 pub(super) const REAL_SUITES: [Suite; 3] = [Suite::None, Suite::Aes256Gcm, Suite::Ed25519];
 
 /// The real cluster's load: one rumor per 100 ms as in `rumor-bench cluster`'s report run, but
-/// 60 of them, so that a p99 is not simply the slowest of 30.
-pub const REAL_RUMORS: u32 = 60;
+/// 200 of them: the nearest-rank p99 of 200 is the third-slowest rumor, while of 100 or fewer it
+/// is the slowest, the noisiest figure a run has.
+pub const REAL_RUMORS: u32 = 200;
 const REAL_PUBLISH_INTERVAL: Duration = Duration::from_millis(100);
 
-/// Simulated seeds behind each prediction of a real point. A run's p99 at n = 32 is its
-/// second-slowest rumor of 60, and from one seed to the next it moved by up to 2.3× (Ed25519,
-/// fanout 1: 1.7–3.9 s over 8 seeds, then with Poisson publishes; 1.4–2.2 s over 7 on the
-/// harness's schedule), so one seed's run is a poor prediction of the typical one. Odd, so the
-/// median is a run.
+/// Simulated seeds behind each prediction of a real point. A run's p99 at n = 32 is one of its
+/// slowest rumors, and from one seed to the next it moved by up to 2.3× (Ed25519, fanout 1,
+/// 60 rumors: 1.7–3.9 s over 8 seeds with Poisson publishes; 1.4–2.2 s over 7 on the harness's
+/// schedule), so one seed's run is a poor prediction of the typical one. Odd, so the median is
+/// a run.
 pub const PREDICTION_SEEDS: u64 = 7;
 
 /// What a calibration cluster (one suite at the reference setting, under the grid's quota when
