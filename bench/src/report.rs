@@ -365,15 +365,13 @@ fn shift_section(
     );
     let pct = |v: Option<f64>| v.map_or("-".into(), |u| format!("{:.0} %", u * 100.0));
     for r in sim_rows.iter().chain(real_rows) {
+        let (fanout, interval) = r.best_cells();
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {fanout} | {interval} | {} | {} | {} | {} |",
             r.suite,
             r.source,
             r.nodes,
-            r.optimal_fanout.map_or("-".into(), |k| k.to_string()),
-            r.optimal_gossip_interval_ms
-                .map_or("-".into(), |g| g.to_string()),
             opt_ms(r.p50_ms),
             opt_ms(r.p99_ms),
             pct(r.utilisation),

@@ -174,6 +174,17 @@ pub struct ShiftRow {
     pub grid: Vec<Point>,
 }
 
+impl ShiftRow {
+    /// The best setting as two table cells, fanout and interval in ms ("-" where none is).
+    pub fn best_cells(&self) -> (String, String) {
+        let cell = |v: Option<String>| v.unwrap_or_else(|| "-".into());
+        (
+            cell(self.optimal_fanout.map(|k| k.to_string())),
+            cell(self.optimal_gossip_interval_ms.map(|g| g.to_string())),
+        )
+    }
+}
+
 /// The per-member budget at which Ed25519 at the reference setting uses
 /// [`TARGET_UTILISATION`] of it, from one calibration run on a whole core.
 pub fn calibrate_budget(n: u32, load: Load, from: Option<&Path>, seed: u64) -> anyhow::Result<f64> {
@@ -648,14 +659,14 @@ fn print_rows(rows: &[ShiftRow]) {
     println!("suite                      source nodes fanout interval_ms   p50_ms   p99_ms  CPU %");
     let f = |v: Option<f64>| v.map_or("-".to_string(), |x| format!("{x:.0}"));
     for r in rows {
+        let (fanout, interval) = r.best_cells();
         println!(
             "{:<26} {:<6} {:>5} {:>6} {:>11} {:>8} {:>8} {:>6}",
             r.suite,
             r.source,
             r.nodes,
-            r.optimal_fanout.map_or("-".into(), |k| k.to_string()),
-            r.optimal_gossip_interval_ms
-                .map_or("-".into(), |g| g.to_string()),
+            fanout,
+            interval,
             f(r.p50_ms),
             f(r.p99_ms),
             f(r.utilisation.map(|u| u * 100.0)),
