@@ -53,26 +53,32 @@ pub struct Usage {
 impl CpuBudget {
     /// Moves `pids` into a new group limited to `cores` cores in all.
     pub fn limit(pids: &[u32], cores: f64) -> anyhow::Result<CpuBudget> {
-        let (period, quota) = quota_us(cores)?;
-        let name = group_name();
         let mounts =
             std::fs::read_to_string("/proc/self/mounts").context("reading /proc/self/mounts")?;
         let own =
             std::fs::read_to_string("/proc/self/cgroup").context("reading /proc/self/cgroup")?;
-        let layout = if let Some(root) = v2_root(&mounts) {
+        CpuBudget::limit_under(&mounts, &own, pids, cores)
+    }
+
+    /// `limit` with the mount table and this process's groups given (`/proc/self/mounts` and
+    /// `/proc/self/cgroup` in their formats), so the file protocol of each layout can be tested.
+    fn limit_under(mounts: &str, own: &str, pids: &[u32], cores: f64) -> anyhow::Result<CpuBudget> {
+        let (period, quota) = quota_us(cores)?;
+        let name = group_name();
+        let layout = if let Some(root) = v2_root(mounts) {
             let group = root.join(&name);
             // Members of a v2 group get the cpu controller only if the parent hands it down.
             write(&root.join("cgroup.subtree_control"), "+cpu")?;
             make(&group)?;
             Layout::V2 {
                 group,
-                home: root.join(own_path(&own, "").unwrap_or_default()),
+                home: root.join(own_path(own, "").unwrap_or_default()),
             }
         } else {
-            let cpu_root = v1_root(&mounts, "cpu")
+            let cpu_root = v1_root(mounts, "cpu")
                 .context("no cgroup cpu controller is mounted (neither v2 nor v1)")?;
-            let acct_root = v1_root(&mounts, "cpuacct")
-                .context("no cgroup v1 cpuacct controller is mounted")?;
+            let acct_root =
+                v1_root(mounts, "cpuacct").context("no cgroup v1 cpuacct controller is mounted")?;
             let cpu = cpu_root.join(&name);
             let acct = acct_root.join(&name);
             make(&cpu)?;
@@ -80,8 +86,8 @@ impl CpuBudget {
                 make(&acct)?;
             }
             Layout::V1 {
-                cpu_home: cpu_root.join(own_path(&own, "cpu").unwrap_or_default()),
-                acct_home: acct_root.join(own_path(&own, "cpuacct").unwrap_or_default()),
+                cpu_home: cpu_root.join(own_path(own, "cpu").unwrap_or_default()),
+                acct_home: acct_root.join(own_path(own, "cpuacct").unwrap_or_default()),
                 cpu,
                 acct,
             }
@@ -278,6 +284,126 @@ mod tests {
         assert_eq!(quota_us(0.05).unwrap(), (20_000, 1_000));
         assert!(quota_us(0.0001).is_err());
         assert!(quota_us(f64::NAN).is_err());
+    }
+
+    /// A directory standing in for cgroup mounts, removed at the end of the test.
+    struct FakeMounts(PathBuf);
+
+    impl FakeMounts {
+        fn new(test: &str) -> FakeMounts {
+            let dir = std::env::temp_dir()
+                .join(format!("rumor-cpu-budget-{test}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            FakeMounts(dir)
+        }
+
+        fn dir(&self, name: &str) -> PathBuf {
+            let dir = self.0.join(name);
+            std::fs::create_dir_all(&dir).unwrap();
+            dir
+        }
+    }
+
+    impl Drop for FakeMounts {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// A real cgroup's interface files vanish with `rmdir`; a plain directory's must go first.
+    fn remove_files(dir: &Path) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            std::fs::remove_file(entry.unwrap().path()).unwrap();
+        }
+    }
+
+    fn text(file: &Path) -> String {
+        std::fs::read_to_string(file).unwrap()
+    }
+
+    #[test]
+    fn a_v2_budget_writes_cpu_max_reads_cpu_stat_and_sends_its_processes_home() {
+        let fake = FakeMounts::new("v2");
+        let root = fake.dir("unified");
+        std::fs::write(
+            root.join("cgroup.controllers"),
+            "cpuset cpu io memory pids\n",
+        )
+        .unwrap();
+        let home = fake.dir("unified/init.scope");
+        let mounts = format!(
+            "cgroup /x/memory cgroup rw,memory 0 0\ncgroup2 {} cgroup2 rw,nosuid 0 0\n",
+            root.display()
+        );
+        let budget =
+            CpuBudget::limit_under(&mounts, "4:memory:/\n0::/init.scope\n", &[4242], 0.3).unwrap();
+        let Layout::V2 { group, .. } = &budget.layout else {
+            panic!("a v2 mount offering cpu gave {:?}", budget.layout);
+        };
+        let group = group.clone();
+        assert_eq!(text(&root.join("cgroup.subtree_control")), "+cpu");
+        assert_eq!(text(&group.join("cpu.max")), "3000 10000");
+        assert_eq!(text(&group.join("cgroup.procs")), "4242");
+
+        std::fs::write(
+            group.join("cpu.stat"),
+            "usage_usec 1500000\nuser_usec 1000000\nsystem_usec 500000\n\
+             nr_periods 10\nnr_throttled 2\nthrottled_usec 250000\n",
+        )
+        .unwrap();
+        let usage = budget.usage().unwrap();
+        assert_eq!((usage.cpu_s, usage.throttled_s), (1.5, 0.25));
+
+        remove_files(&group);
+        drop(budget);
+        assert!(!group.exists(), "the group outlived its budget");
+        assert_eq!(text(&home.join("cgroup.procs")), "4242");
+    }
+
+    #[test]
+    fn a_v1_budget_splits_quota_and_accounting_across_their_mounts() {
+        let fake = FakeMounts::new("v1");
+        let cpu_root = fake.dir("cpu");
+        let acct_root = fake.dir("cpuacct");
+        // A v2 mount without the cpu controller, as on hybrid hosts, must not be chosen.
+        let unified = fake.dir("unified");
+        std::fs::write(unified.join("cgroup.controllers"), "hugetlb\n").unwrap();
+        let mounts = format!(
+            "cgroup2 {} cgroup2 rw 0 0\ncgroup {} cgroup rw,cpu 0 0\ncgroup {} cgroup rw,cpuacct 0 0\n",
+            unified.display(),
+            cpu_root.display(),
+            acct_root.display()
+        );
+        let budget =
+            CpuBudget::limit_under(&mounts, "2:cpuacct:/\n1:cpu:/\n0::/\n", &[4242], 0.05).unwrap();
+        let Layout::V1 { cpu, acct, .. } = &budget.layout else {
+            panic!("v1 mounts gave {:?}", budget.layout);
+        };
+        let (cpu, acct) = (cpu.clone(), acct.clone());
+        assert_eq!(text(&cpu.join("cpu.cfs_period_us")), "20000");
+        assert_eq!(text(&cpu.join("cpu.cfs_quota_us")), "1000");
+        assert_eq!(text(&cpu.join("cgroup.procs")), "4242");
+        assert_eq!(text(&acct.join("cgroup.procs")), "4242");
+
+        std::fs::write(acct.join("cpuacct.usage"), "2000000000\n").unwrap();
+        std::fs::write(
+            cpu.join("cpu.stat"),
+            "nr_periods 5\nnr_throttled 1\nthrottled_time 125000000\n",
+        )
+        .unwrap();
+        let usage = budget.usage().unwrap();
+        assert_eq!((usage.cpu_s, usage.throttled_s), (2.0, 0.125));
+
+        remove_files(&cpu);
+        remove_files(&acct);
+        drop(budget);
+        assert!(
+            !cpu.exists() && !acct.exists(),
+            "a group outlived its budget"
+        );
+        assert_eq!(text(&cpu_root.join("cgroup.procs")), "4242");
+        assert_eq!(text(&acct_root.join("cgroup.procs")), "4242");
     }
 
     #[test]
