@@ -276,6 +276,7 @@ fn read(file: &Path) -> anyhow::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cluster::WorkDir;
 
     #[test]
     fn quota_keeps_the_kernel_minimum_and_the_share() {
@@ -286,29 +287,11 @@ mod tests {
         assert!(quota_us(f64::NAN).is_err());
     }
 
-    /// A directory standing in for cgroup mounts, removed at the end of the test.
-    struct FakeMounts(PathBuf);
-
-    impl FakeMounts {
-        fn new(test: &str) -> FakeMounts {
-            let dir = std::env::temp_dir()
-                .join(format!("rumor-cpu-budget-{test}-{}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&dir);
-            std::fs::create_dir_all(&dir).unwrap();
-            FakeMounts(dir)
-        }
-
-        fn dir(&self, name: &str) -> PathBuf {
-            let dir = self.0.join(name);
-            std::fs::create_dir_all(&dir).unwrap();
-            dir
-        }
-    }
-
-    impl Drop for FakeMounts {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
+    /// A directory `name` under the stand-in for the cgroup mounts.
+    fn dir(fake: &WorkDir, name: &str) -> PathBuf {
+        let dir = fake.path().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
     }
 
     /// A real cgroup's interface files vanish with `rmdir`; a plain directory's must go first.
@@ -324,14 +307,14 @@ mod tests {
 
     #[test]
     fn a_v2_budget_writes_cpu_max_reads_cpu_stat_and_sends_its_processes_home() {
-        let fake = FakeMounts::new("v2");
-        let root = fake.dir("unified");
+        let fake = WorkDir::new(None).unwrap();
+        let root = dir(&fake, "unified");
         std::fs::write(
             root.join("cgroup.controllers"),
             "cpuset cpu io memory pids\n",
         )
         .unwrap();
-        let home = fake.dir("unified/init.scope");
+        let home = dir(&fake, "unified/init.scope");
         let mounts = format!(
             "cgroup /x/memory cgroup rw,memory 0 0\ncgroup2 {} cgroup2 rw,nosuid 0 0\n",
             root.display()
@@ -363,11 +346,11 @@ mod tests {
 
     #[test]
     fn a_v1_budget_splits_quota_and_accounting_across_their_mounts() {
-        let fake = FakeMounts::new("v1");
-        let cpu_root = fake.dir("cpu");
-        let acct_root = fake.dir("cpuacct");
+        let fake = WorkDir::new(None).unwrap();
+        let cpu_root = dir(&fake, "cpu");
+        let acct_root = dir(&fake, "cpuacct");
         // A v2 mount without the cpu controller, as on hybrid hosts, must not be chosen.
-        let unified = fake.dir("unified");
+        let unified = dir(&fake, "unified");
         std::fs::write(unified.join("cgroup.controllers"), "hugetlb\n").unwrap();
         let mounts = format!(
             "cgroup2 {} cgroup2 rw 0 0\ncgroup {} cgroup rw,cpu 0 0\ncgroup {} cgroup rw,cpuacct 0 0\n",
