@@ -11,8 +11,9 @@
 # options: --suite S (ed25519)  --rumors R (20)  --port P (7946)  --out FILE  --bin DIR
 #          --gossip-interval D (200ms)  --probe-interval D (1s)
 #
-# Every wait is bounded; on exit (also on error or Ctrl-C) nodes are stopped and namespaces
-# removed. Multi-host latencies include the hosts' clock offsets: keep them NTP-synced.
+# Every wait is bounded. On exit (also on error or Ctrl-C) nodes are stopped, their logs
+# fetched, namespaces and per-host directories removed, and the run's secret keys deleted; the
+# logs, stats and result (unless --out) stay in /tmp/rumor-loadtest.*. Multi-host latencies include the hosts' clock offsets: keep them NTP-synced.
 set -euo pipefail
 
 MODE= HOSTS_FILE= NETNS=0 SUITE=ed25519 RUMORS=20 PORT=7946 OUT= BIN= GOSSIP=200ms PROBE=1s
@@ -28,7 +29,7 @@ while (($#)); do
     --bin) BIN=${2:?}; shift 2 ;;
     --gossip-interval) GOSSIP=${2:?}; shift 2 ;;
     --probe-interval) PROBE=${2:?}; shift 2 ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) die "unknown argument $1 (see --help)" ;;
   esac
 done
@@ -66,10 +67,22 @@ cleanup() {
   for i in "${!HOSTS[@]}"; do
     run_on "${HOSTS[$i]}" pkill -KILL -f "rumor run --bind ${ADDRS[$i]}:$PORT" >/dev/null 2>&1
   done
+  # Node logs come home; the per-host directories (binary, secret key, state) go.
+  for i in "${!HOSTS[@]}"; do
+    if [[ $MODE == netns ]]; then
+      cp "$(node_dir "$i")/node$i.log" "$WORK/" 2>/dev/null
+    else
+      scp -q -o BatchMode=yes -o ConnectTimeout=5 "${HOSTS[$i]}:$REMOTE/node$i.log" "$WORK/" 2>/dev/null
+      run_on "${HOSTS[$i]}" rm -rf "$REMOTE" >/dev/null 2>&1
+    fi
+  done
   if [[ $MODE == netns ]]; then
     for ns in "${HOSTS[@]}" "$RUN-hub"; do ip netns del "$ns" 2>/dev/null; done
     rm -rf "$REMOTE"
   fi
+  # The run's secret keys go with it; the logs, stats and result stay in $WORK.
+  rm -f "$WORK"/*.key
+  echo "loadtest: logs and stats in $WORK" >&2
 }
 trap cleanup EXIT
 
@@ -153,7 +166,7 @@ until
   done
   ((all))
 do
-  ((SECONDS < deadline)) || die "no convergence within 60 s (logs under $(node_dir 0) and the hosts' $REMOTE)"
+  ((SECONDS < deadline)) || die "no convergence within 60 s (node logs: $WORK after cleanup)"
   sleep 0.2
 done
 CONVERGED=$(date +%s%3N)

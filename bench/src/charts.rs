@@ -283,8 +283,8 @@ mod tests {
 
     #[test]
     fn draws_an_svg_and_refuses_an_empty_chart() {
-        let dir = std::env::temp_dir().join(format!("rumor-charts-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("dir");
+        let tmp = tempfile::tempdir().expect("dir");
+        let dir = tmp.path();
         let p = dir.join("l.svg");
         let s = Series {
             label: "a".into(),
@@ -296,6 +296,5 @@ mod tests {
         assert!(svg.starts_with("<svg") && svg.contains("polyline"));
         assert!(lines(&dir.join("e.svg"), "t", "x", "y", &[]).is_err());
         bars(&dir.join("b.svg"), "t", "y", &[("x".into(), 1.0)]).expect("bars");
-        std::fs::remove_dir_all(&dir).expect("cleanup");
     }
 }

@@ -20,7 +20,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use rumor::config::parse_duration;
 use rumor::runtime::unix_ms;
@@ -200,7 +200,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         Ok(r) => r,
         Err(e) => {
             // The error names node logs: they must outlive the run.
-            work.keep = true;
+            work.keep();
             say(format_args!("node logs kept in {}", work.path().display()));
             return Err(e);
         }
@@ -211,7 +211,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         .as_ref()
         .is_some_and(|c| !c.detected || !c.rejoined);
     if !report.undelivered.is_empty() || crash_missed {
-        work.keep = true;
+        work.keep();
     }
     print_table(&report);
     if let Some(p) = &a.json {
@@ -219,7 +219,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         let text = serde_json::to_string_pretty(&report)? + "\n";
         std::fs::write(p, text).with_context(|| format!("writing {}", p.display()))?;
     }
-    if work.keep {
+    if work.is_kept() {
         say(format_args!(
             "files and node logs kept in {}",
             work.path().display()
@@ -267,44 +267,49 @@ pub(crate) fn rumor_binary(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
     Ok(bin)
 }
 
-/// The run's directory: removed on drop unless the user asked to keep it.
-pub(crate) struct WorkDir {
-    path: PathBuf,
-    keep: bool,
+/// The run's directory (keys, roster, node state): the user's `--keep-dir`, which must be new or
+/// empty and is kept, or else a private temporary directory (mode 0700, unpredictable name)
+/// removed on drop.
+pub(crate) enum WorkDir {
+    Kept(PathBuf),
+    Temporary(tempfile::TempDir),
 }
 
 impl WorkDir {
     pub(crate) fn new(keep_dir: Option<PathBuf>) -> anyhow::Result<WorkDir> {
-        let (path, keep) = match keep_dir {
-            Some(p) => (p, true),
-            None => (temp_dir_name(), false),
+        let Some(path) = keep_dir else {
+            let dir = tempfile::Builder::new()
+                .prefix("rumor-cluster-")
+                .tempdir()
+                .context("creating a temporary directory")?;
+            return Ok(WorkDir::Temporary(dir));
         };
         let occupied = std::fs::read_dir(&path).is_ok_and(|mut d| d.next().is_some());
         if occupied {
             bail!("{} is not empty; give a new directory", path.display());
         }
         std::fs::create_dir_all(&path).with_context(|| format!("creating {}", path.display()))?;
-        Ok(WorkDir { path, keep })
+        Ok(WorkDir::Kept(path))
     }
 
     pub(crate) fn path(&self) -> &Path {
-        &self.path
-    }
-}
-
-impl Drop for WorkDir {
-    fn drop(&mut self) {
-        if !self.keep {
-            let _ = std::fs::remove_dir_all(&self.path);
+        match self {
+            WorkDir::Kept(p) => p,
+            WorkDir::Temporary(d) => d.path(),
         }
     }
-}
 
-fn temp_dir_name() -> PathBuf {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    std::env::temp_dir().join(format!("rumor-cluster-{}-{nanos:x}", std::process::id()))
+    /// Keeps a temporary directory past the run: its node logs explain what went wrong.
+    pub(crate) fn keep(&mut self) {
+        *self = match std::mem::replace(self, WorkDir::Kept(PathBuf::new())) {
+            WorkDir::Temporary(d) => WorkDir::Kept(d.keep()),
+            kept => kept,
+        };
+    }
+
+    pub(crate) fn is_kept(&self) -> bool {
+        matches!(self, WorkDir::Kept(_))
+    }
 }
 
 /// `n` consecutive UDP ports on 127.0.0.1 that were free a moment ago. Consecutive so that the
@@ -1787,11 +1792,9 @@ mod tests {
 
     #[test]
     fn node_arguments_carry_the_configuration() {
-        let dir = std::env::temp_dir().join(format!("rumor-cluster-test-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = tempfile::tempdir().unwrap();
         let ports = [40000, 40001, 40002, 40003, 40004];
-        let files = write_identities(&dir, Suite::AeadEd25519, &ports).unwrap();
+        let files = write_identities(dir.path(), Suite::AeadEd25519, &ports).unwrap();
         let roster = Roster::load(&files.roster, None).unwrap();
         assert_eq!(roster.len(), 5);
         assert_eq!(
@@ -1815,7 +1818,6 @@ mod tests {
         assert!(value("--cluster-key").ends_with("cluster.key"));
         let first = node_args(&files, &NodeFlags::new(&cfg), &ports, 0);
         assert!(!first.iter().any(|a| a == "--seeds"));
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -314,7 +314,7 @@ fn ratio(a: f64, b: f64) -> f64 {
 /// Key files and the signed roster in a temporary directory: the node is member 0, the
 /// senders are members 1..=K, the rumor origins K+1..=K+O.
 struct Cluster {
-    dir: PathBuf,
+    dir: tempfile::TempDir,
     suite: Suite,
     tag: u32,
     authority: PublicKey,
@@ -326,9 +326,11 @@ struct Cluster {
 impl Cluster {
     /// A cluster for corpora of up to `datagrams`.
     fn create(suite: Suite, senders: u32, datagrams: usize) -> anyhow::Result<Cluster> {
-        let dir = std::env::temp_dir().join(format!("rumor-bench-ingest-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let tmp = tempfile::Builder::new()
+            .prefix("rumor-bench-ingest-")
+            .tempdir()
+            .context("creating a temporary directory")?;
+        let dir = tmp.path();
         let mut rng = StdRng::seed_from_u64(SEED);
         let authority = SecretKey::generate(&mut rng);
         let node = SecretKey::generate(&mut rng);
@@ -360,7 +362,7 @@ impl Cluster {
         };
         Ok(Cluster {
             tag: roster.cluster_tag(),
-            dir,
+            dir: tmp,
             suite,
             authority: authority.public(),
             senders,
@@ -372,14 +374,17 @@ impl Cluster {
     /// The node's configuration as `rumor run` flags would give it: one io thread, pinned.
     fn node_config(&self, a: &Args, io: IoMode, bind: SocketAddr) -> anyhow::Result<RunConfig> {
         let name = driver_name(io);
-        let state = self.dir.join(format!("state-{name}-{}", unix_ms()));
+        let state = self.dir.path().join(format!("state-{name}-{}", unix_ms()));
         Ok(RunOptions {
             bind: Some(bind),
             suite: Some(self.suite),
-            key: Some(self.dir.join("node.key")),
-            roster: Some(self.dir.join("roster.toml")),
+            key: Some(self.dir.path().join("node.key")),
+            roster: Some(self.dir.path().join("roster.toml")),
             authority: Some(hex_key(&self.authority)),
-            cluster_key: self.ring.as_ref().map(|_| self.dir.join("cluster.key")),
+            cluster_key: self
+                .ring
+                .as_ref()
+                .map(|_| self.dir.path().join("cluster.key")),
             control: Some(state.join("control.sock")),
             state_dir: Some(state),
             io: Some(io),
@@ -404,12 +409,6 @@ impl Cluster {
 
     fn hop_keys(&self, sender: usize) -> Result<HopKeys, codec::SealError> {
         HopKeys::for_suite(self.suite, self.ring.as_ref(), &self.senders[sender])
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

@@ -176,9 +176,8 @@ mod tests {
 
     #[test]
     fn rows_read_the_stage_files() {
-        let dir = std::env::temp_dir().join(format!("rumor-protection-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let write = |f: &str, v: Value| std::fs::write(dir.join(f), v.to_string()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let write = |f: &str, v: Value| std::fs::write(dir.path().join(f), v.to_string()).unwrap();
         write(
             "ingest-trusted.json",
             json!({"accepted": 1000.0, "accepted_per_s": 500.0,
@@ -196,8 +195,7 @@ mod tests {
                 {"suite": "aes-256-gcm", "adversary": "liar", "outcome": "succeeded"},
                 {"suite": "ed25519", "adversary": "liar", "outcome": "succeeded"}]}),
         );
-        let r = rows(&dir);
-        std::fs::remove_dir_all(&dir).unwrap();
+        let r = rows(dir.path());
         assert_eq!(r.len(), 3);
         assert_eq!(r[0]["ingest_per_core"], json!(500.0));
         assert_eq!(r[0]["p99_ms"], json!(300.0));

@@ -22,8 +22,8 @@ fn reduced_matrix_matches_what_each_suite_promises() {
         );
         return;
     }
-    let json =
-        std::env::temp_dir().join(format!("rumor-attacks-small-{}.json", std::process::id()));
+    let scratch = tempfile::tempdir().expect("scratch dir");
+    let json = scratch.path().join("attacks.json");
     let started = Instant::now();
     let out = Command::new(&bench)
         .args(["attacks", "--suites", "none,hmac-sha256,ed25519"])
@@ -41,7 +41,6 @@ fn reduced_matrix_matches_what_each_suite_promises() {
     );
     assert!(took < RUN_MAX, "the run took {took:?}");
     let text = std::fs::read_to_string(&json).expect("reading the JSON matrix");
-    let _ = std::fs::remove_file(&json);
     let m: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
     let cells = m["cells"].as_array().expect("a cells array");
     assert_eq!(cells.len(), 12, "{text}");
@@ -90,7 +89,8 @@ fn the_authority_layer_stops_what_signatures_cannot() {
         );
         return;
     }
-    let json = std::env::temp_dir().join(format!("rumor-attacks-auth-{}.json", std::process::id()));
+    let scratch = tempfile::tempdir().expect("scratch dir");
+    let json = scratch.path().join("attacks.json");
     let out = Command::new(&bench)
         .args(["attacks", "--suites", "ed25519,ed25519+authority"])
         .args(["--adversaries", "liar,equivocator"])
@@ -105,7 +105,6 @@ fn the_authority_layer_stops_what_signatures_cannot() {
         String::from_utf8_lossy(&out.stderr)
     );
     let text = std::fs::read_to_string(&json).expect("reading the JSON matrix");
-    let _ = std::fs::remove_file(&json);
     let m: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
     let cells = m["cells"].as_array().expect("a cells array");
     let cell = |suite: &str, adv: &str| {

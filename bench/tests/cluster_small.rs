@@ -27,9 +27,13 @@ fn five_node_cluster_converges_disseminates_detects_and_rejoins() {
         );
         return;
     }
-    let dir = std::env::temp_dir().join(format!("rumor-cluster-small-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let json = dir.with_extension("json");
+    // Not removed when an assertion fails: the node logs in it explain the failure.
+    let scratch = tempfile::Builder::new()
+        .prefix("rumor-cluster-small-")
+        .tempdir()
+        .expect("scratch dir")
+        .keep();
+    let (dir, json) = (scratch.join("run"), scratch.join("report.json"));
     let started = Instant::now();
     let out = Command::new(&bench)
         .args([
@@ -97,6 +101,5 @@ fn five_node_cluster_converges_disseminates_detects_and_rejoins() {
         assert!(published.contains(&key(d)), "a delivery of no publish: {d}");
         assert!(d["node"].as_u64().is_some_and(|n| n < 5), "{d}");
     }
-    let _ = std::fs::remove_dir_all(&dir);
-    let _ = std::fs::remove_file(&json);
+    let _ = std::fs::remove_dir_all(&scratch);
 }

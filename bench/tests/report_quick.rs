@@ -19,12 +19,12 @@ fn quick_report_is_complete() {
         eprintln!("skipped: the rumor binary is missing (cargo build -p rumor builds it)");
         return;
     }
-    let cwd = std::env::temp_dir().join(format!("rumor-report-quick-{}", std::process::id()));
-    std::fs::create_dir_all(&cwd).expect("scratch dir");
+    let scratch = tempfile::tempdir().expect("scratch dir");
+    let cwd = scratch.path();
     let started = Instant::now();
     let out = Command::new(&bench)
         .arg("--quick")
-        .current_dir(&cwd)
+        .current_dir(cwd)
         .output()
         .expect("running rumor-bench --quick");
     let took = started.elapsed();
@@ -47,7 +47,6 @@ fn quick_report_is_complete() {
             })
             .unwrap_or(0)
     });
-    let _ = std::fs::remove_dir_all(&cwd);
     assert!(
         out.status.success(),
         "rumor-bench --quick failed:\n{stderr}"

@@ -123,17 +123,10 @@ impl EpochStore {
 mod tests {
     use super::*;
 
-    fn tmp() -> PathBuf {
-        std::env::temp_dir().join(format!(
-            "rumor-epoch-{}-{}",
-            std::process::id(),
-            rand::random::<u64>()
-        ))
-    }
-
     #[test]
     fn strictly_increasing_and_locked() {
-        let d = tmp();
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path().join("state");
         let a = EpochStore::open(&d, 100).unwrap().current();
         let b = EpochStore::open(&d, 100).unwrap().current();
         assert_eq!((a, b), (100, 101));
@@ -152,7 +145,8 @@ mod tests {
 
     #[test]
     fn unwritable_directory_fails_closed() {
-        let f = tmp();
+        let tmp = tempfile::tempdir().unwrap();
+        let f = tmp.path().join("state");
         fs::write(&f, b"a file, not a directory").unwrap();
         assert!(EpochStore::open(&f, 1).is_err());
     }

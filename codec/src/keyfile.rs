@@ -260,19 +260,10 @@ pub fn public_key_from_hex(s: &str) -> Result<PublicKey, String> {
 mod tests {
     use super::*;
 
-    fn tmp() -> PathBuf {
-        let d = std::env::temp_dir().join(format!(
-            "rumor-keyfile-{}-{}",
-            std::process::id(),
-            rand::random::<u64>()
-        ));
-        fs::create_dir_all(&d).unwrap();
-        d
-    }
-
     #[test]
     fn member_and_cluster_round_trip() {
-        let d = tmp();
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
         let sk = SecretKey::generate(&mut rand::thread_rng());
         SigningKeyFile::write(&d.join("m.key"), SigningRole::Member, &sk).unwrap();
         assert_eq!(
@@ -313,7 +304,8 @@ mod tests {
 
     #[test]
     fn every_bad_file_is_named_and_typed() {
-        let d = tmp();
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
         let write = |name: &str, body: &[u8], mode: u32| {
             let p = d.join(name);
             fs::write(&p, body).unwrap();

@@ -4,21 +4,16 @@
 //! went on the wire (key id, sender, epoch, salt, counter), the way a receiver does.
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::epoch::EpochStore;
 use crate::*;
 
 type KeyNonce = ([u8; 32], u64);
 
-fn dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "rumor-nonce-{name}-{}-{}",
-        std::process::id(),
-        rand::random::<u32>()
-    ));
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// A fresh state directory, removed when the guard drops.
+fn state_dir() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
 }
 
 /// One boot: open the state directory, seal `n` datagrams, record every (subkey, nonce).
@@ -59,13 +54,14 @@ fn boot(
 #[test]
 fn thousand_restarts_never_repeat_a_key_nonce_pair() {
     let ring = SharedKeyRing::new(1, ClusterKey::generate(&mut rand::thread_rng()));
-    let state = dir("restarts");
+    let dir = state_dir();
+    let state = dir.path();
     let mut seen = HashSet::new();
     let mut epochs = HashSet::new();
     // the clock stands still: restarts within one second must still move the epoch
     for _ in 0..1000 {
         boot(
-            &state,
+            state,
             &ring,
             3,
             1_790_000_000,
@@ -87,28 +83,29 @@ fn rolled_back_state_and_twin_instances_do_not_repeat() {
         Suite::AeadEd25519,
     ] {
         let ring = SharedKeyRing::new(1, ClusterKey::generate(&mut rand::thread_rng()));
-        let state = dir("rollback");
+        let dir = state_dir();
+        let state = dir.path();
         let mut seen = HashSet::new();
-        boot(&state, &ring, 3, 100, 50, &mut seen, suite);
+        boot(state, &ring, 3, 100, 50, &mut seen, suite);
         let snapshot = std::fs::read(state.join("epoch")).unwrap();
         for _ in 0..5 {
-            boot(&state, &ring, 3, 100, 50, &mut seen, suite);
+            boot(state, &ring, 3, 100, 50, &mut seen, suite);
         }
         // restore the old state file (a VM snapshot, a backup): the epoch goes backwards
         std::fs::write(state.join("epoch"), &snapshot).unwrap();
         for _ in 0..5 {
-            boot(&state, &ring, 3, 100, 50, &mut seen, suite);
+            boot(state, &ring, 3, 100, 50, &mut seen, suite);
         }
         // two instances of one identity, each from a copy of the same state directory, same clock
-        let twin_a = dir("twin-a");
-        let twin_b = dir("twin-b");
+        let (dir_a, dir_b) = (state_dir(), state_dir());
+        let (twin_a, twin_b) = (dir_a.path(), dir_b.path());
         std::fs::write(twin_a.join("epoch"), &snapshot).unwrap();
         std::fs::write(twin_b.join("epoch"), &snapshot).unwrap();
-        boot(&twin_a, &ring, 3, 100, 50, &mut seen, suite);
-        boot(&twin_b, &ring, 3, 100, 50, &mut seen, suite);
+        boot(twin_a, &ring, 3, 100, 50, &mut seen, suite);
+        boot(twin_b, &ring, 3, 100, 50, &mut seen, suite);
         // other members on the same key, same epoch numbers
         for member in [4, 5] {
-            boot(&dir("other"), &ring, member, 100, 50, &mut seen, suite);
+            boot(state_dir().path(), &ring, member, 100, 50, &mut seen, suite);
         }
         assert_eq!(seen.len(), 50 * 15, "{suite}");
     }
@@ -116,7 +113,7 @@ fn rolled_back_state_and_twin_instances_do_not_repeat() {
 
 #[test]
 fn a_second_instance_on_one_state_directory_is_refused() {
-    let state = dir("locked");
-    let _first = EpochStore::open(&state, 1).unwrap();
-    assert!(EpochStore::open(&state, 1).is_err());
+    let state = state_dir();
+    let _first = EpochStore::open(state.path(), 1).unwrap();
+    assert!(EpochStore::open(state.path(), 1).is_err());
 }

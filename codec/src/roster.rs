@@ -332,20 +332,13 @@ mod tests {
         (sks, ms)
     }
 
-    fn path() -> PathBuf {
-        std::env::temp_dir().join(format!(
-            "rumor-roster-{}-{}",
-            std::process::id(),
-            rand::random::<u64>()
-        ))
-    }
-
     #[test]
     fn sign_load_and_lookup() {
         let auth = SecretKey::generate(&mut rand::thread_rng());
         let (_, ms) = members(5);
         let r = Roster::new("c", 1, auth.public(), ms.clone()).unwrap();
-        let p = path();
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("roster.toml");
         r.write(&p, &auth).unwrap();
         let l = Roster::load(&p, Some(&auth.public())).unwrap();
         assert_eq!(l.len(), 5);
@@ -375,7 +368,9 @@ mod tests {
             RosterError::BadSignature
         );
         assert!(matches!(
-            Roster::load(&path(), None).unwrap_err().problem,
+            Roster::load(&dir.path().join("missing.toml"), None)
+                .unwrap_err()
+                .problem,
             RosterError::Missing
         ));
     }

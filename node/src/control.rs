@@ -190,14 +190,13 @@ mod tests {
 
     #[test]
     fn a_node_that_never_replies_is_a_timeout_that_names_the_wait() {
-        let path = std::env::temp_dir().join(format!("rumor-silent-{}.sock", std::process::id()));
-        let _ = std::fs::remove_file(&path);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("silent.sock");
         // Accepted by the kernel's backlog, never read or answered.
         let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
         let after = Duration::from_millis(50);
         let e = request(&path, &Request::Members, after).unwrap_err();
         drop(listener);
-        std::fs::remove_file(&path).unwrap();
         assert!(
             matches!(e, ControlError::Timeout { after: a, .. } if a == after),
             "{e:?}"

@@ -24,7 +24,8 @@ const GOSSIP: Duration = Duration::from_millis(50);
 const WAIT: Duration = Duration::from_secs(15);
 
 struct Cluster {
-    dir: PathBuf,
+    /// Keys, roster and state directories; removed on drop, after the nodes are killed.
+    dir: tempfile::TempDir,
     suite: Suite,
     addrs: Vec<SocketAddr>,
     nodes: Vec<Option<Node>>,
@@ -40,13 +41,11 @@ fn unix_secs() -> u64 {
 impl Cluster {
     /// Keys, roster and sockets for `n` members; nothing started.
     fn new(n: usize, suite: Suite) -> (Cluster, Vec<rumor::runtime::BoundGroup>) {
-        let dir = std::env::temp_dir().join(format!(
-            "rumor-it-{}-{}-{}",
-            suite.name().replace('+', "-"),
-            std::process::id(),
-            rand::random::<u32>()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
+        let tmp = tempfile::Builder::new()
+            .prefix(&format!("rumor-it-{}-", suite.name().replace('+', "-")))
+            .tempdir()
+            .unwrap();
+        let dir = tmp.path().to_path_buf();
         let mut rng = rand::thread_rng();
         let auth = SecretKey::generate(&mut rng);
         let groups: Vec<_> = (0..n)
@@ -73,7 +72,7 @@ impl Cluster {
         let nodes = (0..n).map(|_| None).collect();
         (
             Cluster {
-                dir,
+                dir: tmp,
                 suite,
                 addrs,
                 nodes,
@@ -83,7 +82,7 @@ impl Cluster {
     }
 
     fn control(&self, i: usize) -> PathBuf {
-        self.dir.join(format!("s{i}")).join("control.sock")
+        self.dir.path().join(format!("s{i}")).join("control.sock")
     }
 
     fn start(&mut self, i: usize, group: Option<rumor::runtime::BoundGroup>) {
@@ -91,15 +90,15 @@ impl Cluster {
             bind: Some(self.addrs[i]),
             seeds: Some(vec![self.addrs[0]]),
             suite: Some(self.suite),
-            key: Some(self.dir.join(format!("m{i}.key"))),
-            roster: Some(self.dir.join("roster.toml")),
+            key: Some(self.dir.path().join(format!("m{i}.key"))),
+            roster: Some(self.dir.path().join("roster.toml")),
             cluster_key: self
                 .suite
                 .hop()
                 .ne(&codec::suite::HopAuth::Signature)
-                .then(|| self.dir.join("cluster.key"))
+                .then(|| self.dir.path().join("cluster.key"))
                 .filter(|_| self.suite != Suite::None),
-            state_dir: Some(self.dir.join(format!("s{i}"))),
+            state_dir: Some(self.dir.path().join(format!("s{i}"))),
             control: Some(self.control(i)),
             io: Some(IoMode::Auto),
             io_threads: Some(1),
@@ -163,7 +162,6 @@ impl Drop for Cluster {
         for n in self.nodes.iter_mut().filter_map(Option::take) {
             let _ = n.kill();
         }
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -298,7 +296,7 @@ fn hostile_datagrams_are_dropped_and_counted() {
     let tag = codec::cluster_tag("it");
     let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
     let to = c.addrs[0];
-    let good = valid_datagram(&c.dir, suite, 1, tag);
+    let good = valid_datagram(c.dir.path(), suite, 1, tag);
     // random bytes, a truncated datagram, flipped bits in header, body and signature
     for len in [0usize, 1, 7, 39, 300, 1400] {
         tx.send_to(

@@ -723,9 +723,8 @@ mod tests {
             .expect_err("a row of another budget");
         assert!(format!("{err:#}").contains("another version"), "{err:#}");
         // The file's sweep must be this one.
-        let dir = std::env::temp_dir().join(format!("rumor-resume-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("dir");
-        let path = dir.join("shift.json");
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("shift.json");
         write(&path, &whole, Some(&spec), None, Duration::ZERO).expect("write");
         assert_eq!(resumed(&path, &spec).expect("rows"), whole);
         let other = SweepSpec {
@@ -734,7 +733,6 @@ mod tests {
         };
         let err = resumed(&path, &other).expect_err("another sweep");
         assert!(format!("{err:#}").contains("another sweep"), "{err:#}");
-        std::fs::remove_dir_all(&dir).expect("cleanup");
     }
 
     #[test]
