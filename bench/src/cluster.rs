@@ -278,11 +278,7 @@ pub(crate) enum WorkDir {
 impl WorkDir {
     pub(crate) fn new(keep_dir: Option<PathBuf>) -> anyhow::Result<WorkDir> {
         let Some(path) = keep_dir else {
-            let dir = tempfile::Builder::new()
-                .prefix("rumor-cluster-")
-                .tempdir()
-                .context("creating a temporary directory")?;
-            return Ok(WorkDir::Temporary(dir));
+            return Ok(WorkDir::Temporary(private_temp_dir("rumor-cluster-")?));
         };
         let occupied = std::fs::read_dir(&path).is_ok_and(|mut d| d.next().is_some());
         if occupied {
@@ -310,6 +306,17 @@ impl WorkDir {
     pub(crate) fn is_kept(&self) -> bool {
         matches!(self, WorkDir::Kept(_))
     }
+}
+
+/// A temporary directory for key files: an unpredictable name, and mode 0700 (tempfile's default
+/// follows the umask, usually 0755).
+pub(crate) fn private_temp_dir(prefix: &str) -> anyhow::Result<tempfile::TempDir> {
+    use std::os::unix::fs::PermissionsExt;
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .permissions(std::fs::Permissions::from_mode(0o700))
+        .tempdir()
+        .context("creating a temporary directory")
 }
 
 /// `n` consecutive UDP ports on 127.0.0.1 that were free a moment ago. Consecutive so that the
@@ -1788,6 +1795,28 @@ mod tests {
         let slow = test_args(&["--probe-interval", "500ms", "--probe-timeout", "500ms"]);
         assert!(core_config(&slow).is_err());
         assert!(core_config(&test_args(&["--fanout", "0"])).is_err());
+    }
+
+    #[test]
+    fn a_work_dir_is_private_and_removed_unless_kept() {
+        use std::os::unix::fs::PermissionsExt;
+        let temporary = WorkDir::new(None).unwrap();
+        let path = temporary.path().to_path_buf();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700, "{mode:o}");
+        drop(temporary);
+        assert!(!path.exists());
+        // Kept after a failure: it outlives the run, and then it is the user's.
+        let mut failed = WorkDir::new(None).unwrap();
+        failed.keep();
+        let path = failed.path().to_path_buf();
+        drop(failed);
+        assert!(path.is_dir());
+        // A --keep-dir with something in it is refused, not mixed into.
+        std::fs::write(path.join("old"), "x").unwrap();
+        let err = WorkDir::new(Some(path.clone())).err().unwrap();
+        assert!(err.to_string().contains("is not empty"), "{err}");
+        std::fs::remove_dir_all(&path).unwrap();
     }
 
     #[test]

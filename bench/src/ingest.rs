@@ -326,10 +326,7 @@ struct Cluster {
 impl Cluster {
     /// A cluster for corpora of up to `datagrams`.
     fn create(suite: Suite, senders: u32, datagrams: usize) -> anyhow::Result<Cluster> {
-        let tmp = tempfile::Builder::new()
-            .prefix("rumor-bench-ingest-")
-            .tempdir()
-            .context("creating a temporary directory")?;
+        let tmp = crate::cluster::private_temp_dir("rumor-bench-ingest-")?;
         let dir = tmp.path();
         let mut rng = StdRng::seed_from_u64(SEED);
         let authority = SecretKey::generate(&mut rng);
