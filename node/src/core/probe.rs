@@ -44,6 +44,10 @@ pub(crate) struct Relay {
 pub(crate) struct Prober {
     order: Vec<u32>,
     cursor: usize,
+    /// Bit `idx` is set while `idx` waits in `order[cursor..]`, so a member is queued at most
+    /// once per pass. Without it every dead-to-alive flip queued it again, and a member flipping
+    /// another in a flood of statements crowded everyone else out of the probe order.
+    pending: Vec<u64>,
     pub current: Option<Probe>,
     pub relays: Vec<Relay>,
     next_seq: u32,
@@ -62,6 +66,7 @@ impl Prober {
         for _ in 0..2 {
             while let Some(&idx) = self.order.get(self.cursor) {
                 self.cursor += 1;
+                set_bit(&mut self.pending, idx, false);
                 if is_live(members.get(idx).state) {
                     return Some(idx);
                 }
@@ -70,13 +75,20 @@ impl Prober {
             self.order.extend_from_slice(members.live());
             self.order.shuffle(rng);
             self.cursor = 0;
+            for &idx in &self.order {
+                set_bit(&mut self.pending, idx, true);
+            }
         }
         None
     }
 
     /// A member became live mid-pass: insert it at a random position among those not yet probed
-    /// in this pass, so it is probed within one pass.
+    /// in this pass, so it is probed within one pass (unless it already waits there).
     pub fn insert<R: Rng>(&mut self, idx: u32, rng: &mut R) {
+        if bit(&self.pending, idx) {
+            return;
+        }
+        set_bit(&mut self.pending, idx, true);
         self.order.push(idx);
         let last = self.order.len() - 1;
         let pos = rng.gen_range(self.cursor..=last);
@@ -93,6 +105,24 @@ impl Prober {
         });
         let relay = self.relays.iter().map(|r| r.nack_at).min();
         probe.into_iter().chain(relay).min()
+    }
+}
+
+fn bit(bits: &[u64], idx: u32) -> bool {
+    bits.get(idx as usize / 64)
+        .is_some_and(|w| w >> (idx % 64) & 1 == 1)
+}
+
+fn set_bit(bits: &mut Vec<u64>, idx: u32, on: bool) {
+    let word = idx as usize / 64;
+    if word >= bits.len() {
+        bits.resize(word + 1, 0);
+    }
+    let mask = 1 << (idx % 64);
+    if on {
+        bits[word] |= mask;
+    } else {
+        bits[word] &= !mask;
     }
 }
 
@@ -120,5 +150,29 @@ mod tests {
         pass.extend(p.next_target(&m, &mut rng));
         pass.sort();
         assert_eq!(pass, (1..50).collect::<Vec<u32>>());
+    }
+
+    #[test]
+    fn a_flapping_member_waits_in_the_order_once() {
+        let mut m = Membership::new(10);
+        for i in 1..10 {
+            m.set(i, 0, 1, MemberState::Alive);
+        }
+        let (mut p, mut rng) = (Prober::default(), StdRng::seed_from_u64(5));
+        let first = p.next_target(&m, &mut rng).expect("a target");
+        // Member 4 is declared dead and alive again a thousand times before the next probe.
+        for inc in 2..1002 {
+            m.set(4, 0, inc, MemberState::Dead);
+            m.set(4, 0, inc, MemberState::Alive);
+            p.insert(4, &mut rng);
+        }
+        let rest: Vec<u32> = (0..8).filter_map(|_| p.next_target(&m, &mut rng)).collect();
+        let mut pass = [vec![first], rest].concat();
+        pass.sort();
+        assert_eq!(pass, (1..10).collect::<Vec<u32>>(), "each member once");
+        // Probed in this pass, member 4 flipping again is queued again, once.
+        p.insert(4, &mut rng);
+        p.insert(4, &mut rng);
+        assert_eq!(p.order[p.cursor..], [4]);
     }
 }
