@@ -720,6 +720,7 @@ impl CoreLoop {
             (&m.proofs_refused, c.proofs_refused),
             (&m.rumors_excluded, c.rumors_excluded),
             (&m.rumors_over_cap, c.rumors_over_cap),
+            (&m.implausible, c.implausible),
         ] {
             Metrics::set(counter, v);
         }

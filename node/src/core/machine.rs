@@ -39,9 +39,22 @@ use super::suspicion::Suspicions;
 use super::time::{ms, Millis};
 
 /// Refutations a boot can make before its incarnations reach the next boot's starting one.
-const REFUTATIONS_PER_BOOT: u64 = 1 << 16;
+pub(crate) const REFUTATIONS_PER_BOOT: u64 = 1 << 16;
 /// Rumors a boot can publish before its sequence numbers reach the next boot's first one.
 const RUMORS_PER_BOOT: u64 = 1 << 32;
+/// How far a boot epoch may run ahead of a receiver's clock. Epochs are unix seconds on the
+/// real driver's clock (codec `EpochStore`) and count boots on a virtual clock that starts at
+/// 0; an epoch runs ahead by one per restart within the same second, and members' clocks differ
+/// by up to anti-replay's skew. A day is far beyond both.
+pub(crate) const EPOCH_LEAD_SECS: u64 = 86_400;
+
+/// Whether `number` (an incarnation with `per_boot` = [`REFUTATIONS_PER_BOOT`], a rumor
+/// sequence number with [`RUMORS_PER_BOOT`]) belongs to an epoch no boot can have reached by
+/// `now`. Such a statement is refused: at `u64::MAX` its subject could never refute it, not
+/// even after a restart, and a rumor there would mark all its origin's later ones as seen.
+fn implausible(now: Millis, number: u64, per_boot: u64) -> bool {
+    number / per_boot > now.0 / 1000 + EPOCH_LEAD_SECS
+}
 
 /// Past this many remembered sync answers, the expired ones are forgotten: the map stays as
 /// small as the number of members that asked within one probe interval.
@@ -482,6 +495,11 @@ impl Core {
     pub fn is_news(&self, now: Millis, m: &Message) -> bool {
         let excluded = |id| self.is_excluded(id);
         match m {
+            Message::Rumor(r) if implausible(now, r.seq, RUMORS_PER_BOOT) => false,
+            Message::Update(u) if implausible(now, u.incarnation, REFUTATIONS_PER_BOOT) => false,
+            Message::Certificate(c) if implausible(now, c.incarnation, REFUTATIONS_PER_BOOT) => {
+                false
+            }
             Message::Rumor(r) => {
                 let conflict = self
                     .auth
@@ -760,6 +778,10 @@ impl Core {
             self.stats.updates_ignored += 1;
             return;
         };
+        if implausible(now, u.incarnation, REFUTATIONS_PER_BOOT) {
+            self.stats.implausible += 1;
+            return;
+        }
         if let Some(auth) = &self.auth {
             if u.signature.is_none() || auth.is_excluded(u.origin) {
                 self.stats.statements_refused += 1;
@@ -1070,6 +1092,10 @@ impl Core {
             self.stats.messages_ignored += 1;
             return;
         };
+        if implausible(now, c.incarnation, REFUTATIONS_PER_BOOT) {
+            self.stats.implausible += 1;
+            return;
+        }
         match auth.check_certificate(&self.roster, &c) {
             Ok(()) => self.commit(now, c),
             Err(_) => self.stats.certificates_refused += 1,
@@ -1148,6 +1174,10 @@ impl Core {
     fn on_rumor(&mut self, now: Millis, mut r: Rumor) {
         if self.roster.index_of(r.origin).is_none() {
             self.stats.rumors_ignored += 1;
+            return;
+        }
+        if implausible(now, r.seq, RUMORS_PER_BOOT) {
+            self.stats.implausible += 1;
             return;
         }
         if let Some(auth) = &self.auth {

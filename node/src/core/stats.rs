@@ -28,6 +28,9 @@ pub struct Stats {
     pub rumors_duplicate: u64,
     /// Rumors whose origin is not on the roster.
     pub rumors_ignored: u64,
+    /// Statements, certificates and rumors at an incarnation or sequence number of an epoch no
+    /// boot can have reached yet.
+    pub implausible: u64,
     /// Rumors dropped because their origin reached its cap for the gossip interval.
     pub rumors_over_cap: u64,
     /// Broadcasts dropped from the bounded queue before their retransmissions were done.

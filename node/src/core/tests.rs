@@ -298,6 +298,72 @@ fn signed_rumors_carry_a_valid_origin_signature() {
 }
 
 #[test]
+fn an_incarnation_no_boot_can_have_is_refused_and_accusations_stay_refutable() {
+    use super::machine::{EPOCH_LEAD_SECS, REFUTATIONS_PER_BOOT};
+    // The real driver's clock: unix milliseconds, and epochs in unix seconds.
+    let now_s = 1_790_000_000;
+    let t = Millis(now_s * 1000);
+    let mut core = Core::new(
+        Config::default(),
+        Arc::new(Roster::dense(4)),
+        Boot::from_epoch(0, now_s, 1),
+        t,
+    )
+    .expect("core");
+    let statement = |subject, incarnation, state, origin| {
+        Message::Update(codec::Update {
+            subject,
+            incarnation,
+            state,
+            origin,
+            addr: None,
+            signature: None,
+        })
+    };
+    let rumor = |seq| {
+        Message::Rumor(codec::Rumor {
+            origin: 1,
+            seq,
+            timestamp_ms: t.0,
+            payload: Bytes::from_static(b"r"),
+            signature: None,
+        })
+    };
+    let member_1 = Boot::from_epoch(1, now_s, 0);
+    core.handle_datagram(
+        t,
+        1,
+        [statement(1, member_1.incarnation, MemberState::Alive, 1)],
+    );
+    // At u64::MAX neither member 1 nor we could ever refute: both are refused.
+    core.handle_datagram(
+        t,
+        2,
+        [
+            statement(1, u64::MAX, MemberState::Dead, 2),
+            statement(0, u64::MAX, MemberState::Dead, 2),
+        ],
+    );
+    assert_eq!(core.stats().implausible, 2);
+    assert_eq!(
+        core.member(1),
+        Some((MemberState::Alive, member_1.incarnation))
+    );
+    assert_eq!(core.stats().refutations, 0);
+    // The last incarnation of the latest plausible epoch is accepted, and refuted above it.
+    let edge = (now_s + EPOCH_LEAD_SECS + 1) * REFUTATIONS_PER_BOOT - 1;
+    core.handle_datagram(t, 2, [statement(0, edge, MemberState::Dead, 2)]);
+    assert_eq!(
+        (core.stats().refutations, core.incarnation()),
+        (1, edge + 1)
+    );
+    // A rumor numbered past every plausible boot is refused, and does not mute its origin.
+    core.handle_datagram(t, 1, [rumor(u64::MAX), rumor(member_1.first_rumor_seq)]);
+    assert_eq!(core.stats().implausible, 3);
+    assert_eq!(core.stats().rumors_delivered, 1);
+}
+
+#[test]
 fn full_state_sync_is_split_across_datagrams() {
     let n = 500;
     let roster = Arc::new(Roster::dense(n));
