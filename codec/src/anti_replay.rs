@@ -11,7 +11,8 @@
 //! `max_age` in the past, and never before our own boot minus `max_skew`: after a restart every
 //! window is gone, and that floor is what stops a replay of traffic captured before it. A sender
 //! whose window was evicted (LRU bound) is held to the newest timestamp that window had seen.
-//! Once a newer epoch of a sender authenticates, its older epochs are refused.
+//! Once a newer epoch of a sender authenticates, its older epochs are refused; an epoch further
+//! ahead of our clock than [`crate::epoch::EPOCH_LEAD_SECS`] is refused before it can.
 //!
 //! Concurrency: one `ReplayGuard` per receiving owner (not shared between threads).
 
@@ -39,6 +40,8 @@ pub enum Replay {
     BehindWindow,
     #[error("epoch {got} is older than the sender's current epoch {current}")]
     StaleEpoch { got: u64, current: u64 },
+    #[error("epoch {0} is past any boot's by this clock")]
+    FutureEpoch(u64),
     #[error("timestamp too far in the past")]
     Stale,
     #[error("timestamp too far in the future")]
@@ -173,6 +176,11 @@ impl ReplayGuard {
     }
 
     fn fresh(&self, now_ms: u64, h: &Header, floor: u64) -> Result<(), Replay> {
+        // A forged far-future epoch would replace the sender's window and refuse all its real
+        // datagrams as `StaleEpoch` for as long as this receiver runs.
+        if h.epoch > now_ms / 1000 + crate::epoch::EPOCH_LEAD_SECS {
+            return Err(Replay::FutureEpoch(h.epoch));
+        }
         if h.timestamp_ms > now_ms.saturating_add(self.cfg.max_skew_ms) {
             return Err(Replay::Future);
         }

@@ -16,6 +16,12 @@ use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+/// How far a boot epoch may run ahead of a receiver's clock: one per restart within the same
+/// second (the stored epoch + 1 wins over the clock), plus the members' clock skew. A day is far
+/// beyond both; a larger epoch, or an incarnation or rumor number derived from one, is one no
+/// boot can have reached yet.
+pub const EPOCH_LEAD_SECS: u64 = 86_400;
+
 const EPOCH_FILE: &str = "epoch";
 const LOCK_FILE: &str = "lock";
 

@@ -213,6 +213,21 @@ fn replay_stale_epoch_and_timestamps() {
             g.commit(NOW, &a2),
             Err(Replay::StaleEpoch { got: 5, current: 6 })
         );
+        // an epoch no boot can have reached yet is refused: it would replace the window and
+        // refuse the sender's real datagrams as stale
+        let far = NOW / 1000 + rumor_codec::epoch::EPOCH_LEAD_SECS + 1;
+        let mut forged = Sealer::new(
+            suite,
+            TAG,
+            1,
+            far,
+            rumor_codec::fuzz::hop_keys(suite),
+            &mut rand::thread_rng(),
+        )
+        .unwrap();
+        let f = verified(suite, &mut forged, NOW);
+        assert_eq!(g.commit(NOW, &f), Err(Replay::FutureEpoch(far)));
+        g.commit(NOW, &verified(suite, &mut s2, NOW)).unwrap();
         // timestamps: too old, too far ahead, before our boot
         let old = verified(suite, &mut s2, NOW - cfg.max_age_ms - 1);
         assert_eq!(g.precheck(NOW, old.header()), Err(Replay::Stale));

@@ -42,18 +42,14 @@ use super::time::{ms, Millis};
 pub(crate) const REFUTATIONS_PER_BOOT: u64 = 1 << 16;
 /// Rumors a boot can publish before its sequence numbers reach the next boot's first one.
 const RUMORS_PER_BOOT: u64 = 1 << 32;
-/// How far a boot epoch may run ahead of a receiver's clock. Epochs are unix seconds on the
-/// real driver's clock (codec `EpochStore`) and count boots on a virtual clock that starts at
-/// 0; an epoch runs ahead by one per restart within the same second, and members' clocks differ
-/// by up to anti-replay's skew. A day is far beyond both.
-pub(crate) const EPOCH_LEAD_SECS: u64 = 86_400;
 
 /// Whether `number` (an incarnation with `per_boot` = [`REFUTATIONS_PER_BOOT`], a rumor
 /// sequence number with [`RUMORS_PER_BOOT`]) belongs to an epoch no boot can have reached by
-/// `now`. Such a statement is refused: at `u64::MAX` its subject could never refute it, not
+/// `now` ([`codec::epoch::EPOCH_LEAD_SECS`]: epochs are unix seconds on the real driver's clock, and count
+/// boots on a virtual clock that starts at 0). Such a statement is refused: at `u64::MAX` its subject could never refute it, not
 /// even after a restart, and a rumor there would mark all its origin's later ones as seen.
 fn implausible(now: Millis, number: u64, per_boot: u64) -> bool {
-    number / per_boot > now.0 / 1000 + EPOCH_LEAD_SECS
+    number / per_boot > now.0 / 1000 + codec::epoch::EPOCH_LEAD_SECS
 }
 
 /// Past this many remembered sync answers, the expired ones are forgotten: the map stays as

@@ -299,7 +299,8 @@ fn signed_rumors_carry_a_valid_origin_signature() {
 
 #[test]
 fn an_incarnation_no_boot_can_have_is_refused_and_accusations_stay_refutable() {
-    use super::machine::{EPOCH_LEAD_SECS, REFUTATIONS_PER_BOOT};
+    use super::machine::REFUTATIONS_PER_BOOT;
+    use codec::epoch::EPOCH_LEAD_SECS;
     // The real driver's clock: unix milliseconds, and epochs in unix seconds.
     let now_s = 1_790_000_000;
     let t = Millis(now_s * 1000);
