@@ -73,6 +73,7 @@ counters! {
     proofs_refused: "Equivocation proofs refused: no conflict between two signed statements.",
     rumors_excluded: "Rumors dropped because their origin is an excluded equivocator.",
     rumors_over_cap: "Rumors dropped before verification: their origin reached its cap for the gossip interval.",
+    broadcasts_too_large: "Received rumors and certificates too large to forward in one of this node's datagrams (a member with a larger --mtu).",
     implausible: "Statements, certificates and rumors refused: an incarnation or sequence number of a boot epoch no member can have reached yet.",
 }
 

@@ -721,6 +721,7 @@ impl CoreLoop {
             (&m.rumors_excluded, c.rumors_excluded),
             (&m.rumors_over_cap, c.rumors_over_cap),
             (&m.implausible, c.implausible),
+            (&m.broadcasts_too_large, c.broadcasts_too_large),
         ] {
             Metrics::set(counter, v);
         }

@@ -30,7 +30,7 @@ use super::broadcast::{Broadcasts, Key, Limits};
 use super::config::{Config, ConfigError};
 use super::health::Awareness;
 use super::membership::{is_live, supersedes, Membership};
-use super::pack::{fits_alone, Datagrams};
+use super::pack::{certificate_fits, fits_alone, Datagrams};
 use super::probe::{Probe, Prober, Relay, NACK_FRACTION};
 use super::roster::Roster;
 use super::rumors::{OriginCap, RumorLog};
@@ -206,7 +206,17 @@ impl Core {
             return Err(CoreError::MissingSigner(cfg.suite));
         }
         let auth = match cfg.authority {
-            Some(t) => Some(Authority::new(t.resolve(roster.len())?, cfg.cluster_tag)),
+            Some(t) => {
+                let q = t.resolve(roster.len())?;
+                if !certificate_fits(&cfg, q.quorum) {
+                    return Err(ConfigError::Authority(format!(
+                        "a death certificate of quorum {} signatures does not fit one {}-byte {} datagram, so it could never be sent: raise --mtu or lower --tolerate or --quorum",
+                        q.quorum, cfg.mtu, cfg.suite
+                    ))
+                    .into());
+                }
+                Some(Authority::new(q, cfg.cluster_tag))
+            }
             None => None,
         };
         let origin_cap = cfg.origin_rumor_cap.map(OriginCap::new);
@@ -1220,7 +1230,14 @@ impl Core {
 
     // ---- dissemination ----
 
+    /// Queues `m` for gossip, unless it cannot fit one of our datagrams (a rumor or certificate
+    /// from a member with a larger `--mtu`): it would never be sent, and would hold up the
+    /// items behind it in every fill.
     fn enqueue(&mut self, key: Key, m: Message) {
+        if !fits_alone(&self.cfg, &m) {
+            self.stats.broadcasts_too_large += 1;
+            return;
+        }
         self.stats.broadcasts_dropped += self.broadcasts.push(key, m) as u64;
     }
 

@@ -2,7 +2,8 @@
 //! driver seals with, so a datagram the core emits always fits once sealed).
 //! Concurrency: a short-lived builder owned by one `Core` call.
 
-use codec::{Message, Packet, Suite};
+use codec::ed25519::{Signature, SIGNATURE_LEN};
+use codec::{Certificate, MemberState, Message, Packet, Suite};
 
 use super::config::Config;
 
@@ -19,6 +20,15 @@ fn new_packet(suite: Suite, mtu: usize) -> Packet {
 /// Whether `m` fits an otherwise empty datagram.
 pub(crate) fn fits_alone(cfg: &Config, m: &Message) -> bool {
     empty_packet(cfg).push(m).unwrap_or(false)
+}
+
+/// Whether a death certificate of `quorum` witness signatures fits one datagram: one that does
+/// not can never be sent, and members that missed the votes would never learn of the death.
+pub(crate) fn certificate_fits(cfg: &Config, quorum: u32) -> bool {
+    let signature = Signature::from_bytes([0; SIGNATURE_LEN]);
+    let witnesses: Vec<_> = (0..quorum).map(|w| (w, signature)).collect();
+    Certificate::new(0, 0, MemberState::Dead, &witnesses)
+        .is_ok_and(|c| fits_alone(cfg, &Message::Certificate(c)))
 }
 
 /// A run of datagrams to one destination, filled in order. Holds copies of the sizing inputs,

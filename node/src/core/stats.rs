@@ -35,6 +35,9 @@ pub struct Stats {
     pub rumors_over_cap: u64,
     /// Broadcasts dropped from the bounded queue before their retransmissions were done.
     pub broadcasts_dropped: u64,
+    /// Received rumors and certificates too large for one of our datagrams: delivered or
+    /// applied here, not forwarded.
+    pub broadcasts_too_large: u64,
     pub gossip_sent: u64,
     pub syncs_sent: u64,
     pub syncs_answered: u64,

@@ -365,6 +365,48 @@ fn an_incarnation_no_boot_can_have_is_refused_and_accusations_stay_refutable() {
 }
 
 #[test]
+fn a_rumor_too_large_for_our_datagrams_is_delivered_not_queued() {
+    let cfg = Config {
+        mtu: 600,
+        ..Config::default()
+    };
+    let mut core = Core::new(
+        cfg,
+        Arc::new(Roster::dense(3)),
+        Boot::from_epoch(0, 1, 1),
+        Millis(0),
+    )
+    .expect("core");
+    let rumor = |seq, len| {
+        Message::Rumor(codec::Rumor {
+            origin: 1,
+            seq,
+            timestamp_ms: 0,
+            payload: Bytes::from(vec![7; len]),
+            signature: None,
+        })
+    };
+    // From a member whose --mtu is larger: ours could never carry it on.
+    core.handle_datagram(Millis(1), 1, [rumor(1, 1000), rumor(2, 10)]);
+    assert_eq!(core.stats().rumors_delivered, 2);
+    assert_eq!(core.stats().broadcasts_too_large, 1);
+    core.handle_datagram(Millis(2), 2, [Message::Ping { seq: 1 }]);
+    let carried: Vec<u64> = core
+        .drain_actions()
+        .filter_map(|a| match a {
+            Action::Send { messages, .. } => Some(messages),
+            _ => None,
+        })
+        .flatten()
+        .filter_map(|m| match m {
+            Message::Rumor(r) => Some(r.seq),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(carried, [2], "only the rumor that fits is piggybacked");
+}
+
+#[test]
 fn full_state_sync_is_split_across_datagrams() {
     let n = 500;
     let roster = Arc::new(Roster::dense(n));

@@ -277,8 +277,30 @@ fn shared_key_suites_and_unsafe_quorums_are_refused() {
     boot.signer = Some(std::sync::Arc::new(codec::SecretKey::generate(
         &mut rand::rngs::OsRng,
     )));
-    let e = Core::new(too_small, roster, boot, Millis(0)).err().unwrap();
+    let e = Core::new(too_small, roster, boot.clone(), Millis(0))
+        .err()
+        .unwrap();
     assert!(e.to_string().contains("n ≥ 3f + 2"), "{e}");
+    // A certificate must fit one datagram: 19 signatures (f = 9) do not at the default MTU.
+    let wide = std::sync::Arc::new(Roster::dense(40));
+    let tolerating = |f, mtu| Config {
+        authority: Some(Tolerance {
+            f,
+            ..Tolerance::default()
+        }),
+        mtu,
+        ..config()
+    };
+    let mtu = Config::default().mtu;
+    let e = Core::new(tolerating(9, mtu), wide.clone(), boot.clone(), Millis(0))
+        .err()
+        .unwrap();
+    assert!(
+        e.to_string().contains("quorum 19 signatures does not fit"),
+        "{e}"
+    );
+    assert!(Core::new(tolerating(8, mtu), wide.clone(), boot.clone(), Millis(0)).is_ok());
+    assert!(Core::new(tolerating(9, mtu + 100), wide, boot, Millis(0)).is_ok());
 }
 
 #[test]
