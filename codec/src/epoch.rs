@@ -105,24 +105,26 @@ impl EpochStore {
         Ok(next)
     }
 
-    /// Writes `epoch` durably: temp file, fsync, rename, fsync of the directory.
     fn persist(&mut self, epoch: u64) -> Result<(), EpochError> {
-        let e = |what: &str, x: std::io::Error| EpochError {
+        write_durably(&self.dir, EPOCH_FILE, &format!("{epoch}\n")).map_err(|x| EpochError {
             dir: self.dir.clone(),
-            problem: format!("{what}: {x}"),
-        };
-        let tmp = self.dir.join(format!("{EPOCH_FILE}.tmp"));
-        let mut f = File::create(&tmp).map_err(|x| e("cannot write epoch", x))?;
-        f.write_all(format!("{epoch}\n").as_bytes())
-            .and_then(|_| f.sync_all())
-            .map_err(|x| e("cannot write epoch", x))?;
-        fs::rename(&tmp, self.dir.join(EPOCH_FILE)).map_err(|x| e("cannot rename epoch", x))?;
-        File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|x| e("cannot sync state directory", x))?;
+            problem: format!("cannot write epoch: {x}"),
+        })?;
         self.current = epoch;
         Ok(())
     }
+}
+
+/// Replaces `dir/name` with `contents` so that a crash leaves the old file or the new one,
+/// never a torn one, and the new one survives power loss once this returns: temp file, fsync,
+/// rename, fsync of the directory.
+pub fn write_durably(dir: &Path, name: &str, contents: &str) -> std::io::Result<()> {
+    let tmp = dir.join(format!("{name}.tmp"));
+    let mut f = File::create(&tmp)?;
+    f.write_all(contents.as_bytes())?;
+    f.sync_all()?;
+    fs::rename(&tmp, dir.join(name))?;
+    File::open(dir)?.sync_all()
 }
 
 #[cfg(test)]
