@@ -43,10 +43,11 @@ impl Tolerance {
     pub fn resolve(self, n: usize) -> Result<Quorum, ConfigError> {
         let f = self.f;
         let others = u32::try_from(n.saturating_sub(1)).unwrap_or(u32::MAX);
-        let witnesses = self
-            .witnesses
-            .unwrap_or_else(|| others.min(DEFAULT_WITNESSES.max(3 * f + 1)));
-        let quorum = self.quorum.unwrap_or(2 * f + 1);
+        let witnesses = self.witnesses.unwrap_or_else(|| {
+            others.min(DEFAULT_WITNESSES.max(f.saturating_mul(3).saturating_add(1)))
+        });
+        // Saturating: an absurd --tolerate is refused below (q + f > w), not an overflow.
+        let quorum = self.quorum.unwrap_or(f.saturating_mul(2).saturating_add(1));
         let why = if f == 0 {
             Some("--tolerate must be at least 1: f = 0 needs no quorum".to_string())
         } else if witnesses > others {
@@ -159,6 +160,8 @@ mod tests {
             witnesses: Some(3),
         };
         assert!(f_plus_one.resolve(4).is_ok());
+        assert!(tol(u32::MAX).resolve(1000).is_err());
+        assert!(tol(u32::MAX / 2).resolve(1000).is_err());
     }
 
     #[test]
