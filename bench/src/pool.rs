@@ -625,7 +625,7 @@ impl Generator<'_> {
         });
         for (admit, &i) in self.ingress.submit(datagrams, now).into_iter().zip(chunk) {
             let i = i as usize;
-            if !matches!(admit, Admit::Shed(_)) {
+            if !matches!(admit, Admit::Shed(_) | Admit::Undelivered) {
                 self.unique_messages +=
                     usize::from(!std::mem::replace(&mut self.submitted_unique[i], true));
                 if c.valid[i] {
@@ -637,7 +637,7 @@ impl Generator<'_> {
             match admit {
                 Admit::Queued | Admit::Waiting => self.t.pending += 1,
                 Admit::Duplicate(d) => self.t.judge(c, true, d.header()),
-                Admit::Shed(_) => {}
+                Admit::Shed(_) | Admit::Undelivered => {}
                 Admit::Malformed(e) => bail!("corpus datagram {i} does not parse: {e}"),
             }
         }

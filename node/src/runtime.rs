@@ -739,6 +739,7 @@ impl CoreLoop {
         Metrics::set(&m.drop_duplicate_shed, shed(ShedReason::Duplicate));
         Metrics::set(&m.drop_heavy_sender, shed(ShedReason::HeavySender));
         Metrics::set(&m.drop_queue_full, shed(ShedReason::QueueFull));
+        Metrics::set(&m.drop_core_backlog, s.undelivered);
         Metrics::set(&m.shed, s.shed.iter().sum());
         Metrics::set(&m.verify_queue_wait_p99_us, s.queue_wait_us.p99);
         Metrics::set(&m.verify_batch_p99_us, s.verify_batch_us.p99);

@@ -46,6 +46,9 @@ pub enum Admit {
     Duplicate(Unverified),
     /// Dropped before verification.
     Shed(ShedReason),
+    /// Verified on ingress, but the consumer's channel had no room within the wait: dropped
+    /// (counted as `undelivered`, as the workers count the same loss).
+    Undelivered,
     /// The header does not parse (or is another suite's or cluster's).
     Malformed(WireError),
 }
@@ -83,11 +86,18 @@ pub(crate) struct OnIngress {
 }
 
 impl OnIngress {
-    /// Verifies `jobs` and hands the verdicts on; false if they were shed for lack of room.
-    fn verify(&mut self, jobs: Vec<Job>, now: Instant) -> bool {
+    /// Verifies `jobs` and hands the verdicts on; returns how many were verified but found no
+    /// room downstream (the core's inbox full past [`ROOM_WAIT`]) and were dropped.
+    fn verify(&mut self, jobs: Vec<Job>, now: Instant) -> u64 {
         let mut out = Vec::with_capacity(jobs.len());
         self.worker.verify(jobs, now, &mut out);
-        out.is_empty() || self.tx.send_timeout(out, ROOM_WAIT).is_ok()
+        if out.is_empty() {
+            return 0;
+        }
+        match self.tx.send_timeout(out, ROOM_WAIT) {
+            Ok(()) => 0,
+            Err(e) => e.into_inner().len() as u64,
+        }
     }
 }
 
@@ -251,11 +261,11 @@ impl Ingress {
         }
         drop(dedup);
         if let Some(v) = &mut self.on_ingress {
-            if !v.verify(jobs, now) {
-                let r = ShedReason::QueueFull;
-                shed[r.index()] += jobs_at.len() as u64;
+            let dropped = v.verify(jobs, now);
+            if dropped > 0 {
+                Counters::add(&self.shared.counters.undelivered, dropped);
                 for at in jobs_at {
-                    admits[at] = Admit::Shed(r);
+                    admits[at] = Admit::Undelivered;
                 }
             }
         } else {
