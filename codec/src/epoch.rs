@@ -13,7 +13,6 @@
 //! Concurrency: one `EpochStore` per state directory per process, enforced by the lock.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// How far a boot epoch may run ahead of a receiver's clock: one per restart within the same
@@ -106,25 +105,15 @@ impl EpochStore {
     }
 
     fn persist(&mut self, epoch: u64) -> Result<(), EpochError> {
-        write_durably(&self.dir, EPOCH_FILE, &format!("{epoch}\n")).map_err(|x| EpochError {
-            dir: self.dir.clone(),
-            problem: format!("cannot write epoch: {x}"),
+        crate::files::write_durably(&self.dir, EPOCH_FILE, &format!("{epoch}\n")).map_err(|x| {
+            EpochError {
+                dir: self.dir.clone(),
+                problem: format!("cannot write epoch: {x}"),
+            }
         })?;
         self.current = epoch;
         Ok(())
     }
-}
-
-/// Replaces `dir/name` with `contents` so that a crash leaves the old file or the new one,
-/// never a torn one, and the new one survives power loss once this returns: temp file, fsync,
-/// rename, fsync of the directory.
-pub fn write_durably(dir: &Path, name: &str, contents: &str) -> std::io::Result<()> {
-    let tmp = dir.join(format!("{name}.tmp"));
-    let mut f = File::create(&tmp)?;
-    f.write_all(contents.as_bytes())?;
-    f.sync_all()?;
-    fs::rename(&tmp, dir.join(name))?;
-    File::open(dir)?.sync_all()
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@
 //! ```
 //! Secret files are written 0600 and refused when group or others can read them.
 
-use std::fs::{self, OpenOptions};
+use std::fs::OpenOptions;
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::ed25519::{PublicKey, SecretKey};
+use crate::files::{read_small, ReadError};
 use crate::keys::ClusterKey;
 
 pub const MEMBER_KEY_TYPE: &str = "rumor-member-key";
@@ -60,6 +61,8 @@ pub enum KeyFileProblem {
     Unreadable(std::io::Error),
     #[error("is {0} bytes, too large to be a key file")]
     TooLarge(u64),
+    #[error("is not a regular file")]
+    NotAFile,
     #[error("is not a rumor key file ({0})")]
     Malformed(String),
     #[error("has type {found:?}, expected {expected:?}")]
@@ -111,14 +114,17 @@ fn err(path: &Path, problem: KeyFileProblem) -> KeyFileError {
 }
 
 fn read_doc(path: &Path, expected: &'static str) -> Result<KeyDoc, KeyFileError> {
-    let meta = fs::metadata(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => err(path, KeyFileProblem::Missing),
-        _ => err(path, KeyFileProblem::Unreadable(e)),
+    let (raw, meta) = read_small(path, MAX_KEY_FILE_LEN).map_err(|e| {
+        err(
+            path,
+            match e {
+                ReadError::Missing => KeyFileProblem::Missing,
+                ReadError::NotAFile => KeyFileProblem::NotAFile,
+                ReadError::TooLarge(n) => KeyFileProblem::TooLarge(n),
+                ReadError::Unreadable(e) => KeyFileProblem::Unreadable(e),
+            },
+        )
     })?;
-    if meta.len() > MAX_KEY_FILE_LEN {
-        return Err(err(path, KeyFileProblem::TooLarge(meta.len())));
-    }
-    let raw = fs::read(path).map_err(|e| err(path, KeyFileProblem::Unreadable(e)))?;
     let text = std::str::from_utf8(&raw)
         .map_err(|_| err(path, KeyFileProblem::Malformed("not UTF-8 text".into())))?;
     let doc: KeyDoc = toml::from_str(text).map_err(|e| {
@@ -259,6 +265,7 @@ pub fn public_key_from_hex(s: &str) -> Result<PublicKey, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     #[test]
     fn member_and_cluster_round_trip() {

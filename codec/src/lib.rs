@@ -8,6 +8,7 @@
 pub mod anti_replay;
 pub mod ed25519;
 pub mod epoch;
+pub mod files;
 pub mod fuzz;
 pub mod header;
 pub mod keyfile;

@@ -26,6 +26,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::ed25519::{self, PublicKey, SecretKey, Signature};
+use crate::files::{read_small, ReadError};
 use crate::header::MemberId;
 use crate::keyfile::public_key_from_hex;
 use crate::seal::MemberKeys;
@@ -239,17 +240,14 @@ impl Roster {
             path: path.into(),
             problem,
         };
-        let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => err(RosterError::Missing),
-            _ => err(RosterError::Unreadable(e.to_string())),
+        let (raw, _) = read_small(path, MAX_ROSTER_FILE).map_err(|e| {
+            err(match e {
+                ReadError::Missing => RosterError::Missing,
+                ReadError::NotAFile => RosterError::Malformed("not a regular file".into()),
+                ReadError::TooLarge(n) => RosterError::Malformed(format!("{n} bytes is too large")),
+                ReadError::Unreadable(e) => RosterError::Unreadable(e.to_string()),
+            })
         })?;
-        if meta.len() > MAX_ROSTER_FILE {
-            return Err(err(RosterError::Malformed(format!(
-                "{} bytes is too large",
-                meta.len()
-            ))));
-        }
-        let raw = std::fs::read(path).map_err(|e| err(RosterError::Unreadable(e.to_string())))?;
         let text = std::str::from_utf8(&raw)
             .map_err(|_| err(RosterError::Malformed("not UTF-8 text".into())))?;
         Self::parse(text, pinned).map_err(err)

@@ -15,7 +15,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
-use codec::epoch::{write_durably, EpochStore};
+use codec::epoch::EpochStore;
+use codec::files::write_durably;
 use codec::keyfile::{public_key_from_hex, ClusterKeyFile, SigningKeyFile, SigningRole};
 use codec::{MemberId, PublicKey, Roster, SecretKey, SharedKeyRing, Suite};
 
