@@ -366,10 +366,14 @@ impl RunConfig {
         if self.io_threads == 0 {
             return bad("io-threads", "must be at least 1".into());
         }
-        if !(self.sender_rate.is_finite() && self.sender_rate > 0.0) {
+        // The bucket holds one second's worth: below 1 it never holds a whole datagram.
+        if !(self.sender_rate.is_finite() && self.sender_rate >= 1.0) {
             return bad(
                 "sender-rate",
-                format!("{} is not a positive rate", self.sender_rate),
+                format!(
+                    "{} is not a rate of at least 1 datagram per second",
+                    self.sender_rate
+                ),
             );
         }
         if self.verify_threads == 0 {
@@ -460,6 +464,17 @@ mod tests {
             .resolve(RunOptions::default())
             .unwrap_err();
         assert!(e.to_string().starts_with("--mtu"), "{e}");
+        let e = opts(&[
+            "--bind",
+            "127.0.0.1:1",
+            "--suite",
+            "none",
+            "--sender-rate",
+            "0.5",
+        ])
+        .resolve(RunOptions::default())
+        .unwrap_err();
+        assert!(e.to_string().starts_with("--sender-rate"), "{e}");
         let e = opts(&[
             "--bind",
             "127.0.0.1:1",

@@ -215,8 +215,9 @@ impl Pool {
         nonzero(cfg.output_batches, "output_batches")?;
         let dedup = DedupTable::new(
             nonzero(cfg.dedup_capacity, "dedup_capacity")?,
-            // Every in-flight datagram is queued or in a worker's hands.
-            cfg.queue_capacity + cfg.workers.max(1) * cfg.batch_size,
+            // Every in-flight datagram is queued or in a worker's hands, and a worker merges
+            // partly filled batches up to one batch: fewer than two batches.
+            cfg.queue_capacity + cfg.workers.max(1) * 2 * cfg.batch_size,
             cfg.max_waiters,
         );
         nonzero(cfg.key_cache_capacity, "key_cache_capacity")?;
