@@ -81,6 +81,29 @@ fn drop_answers_until_suspected(net: &mut Net, victim: MemberId) -> bool {
     suspected.is_some()
 }
 
+/// An unsigned membership statement, as it comes off the wire.
+fn update(subject: MemberId, incarnation: u64, state: MemberState, origin: MemberId) -> Message {
+    Message::Update(codec::Update {
+        subject,
+        incarnation,
+        state,
+        origin,
+        addr: None,
+        signature: None,
+    })
+}
+
+/// An unsigned rumor of `len` bytes, as it comes off the wire.
+fn rumor(origin: MemberId, seq: u64, timestamp_ms: u64, len: usize) -> Message {
+    Message::Rumor(codec::Rumor {
+        origin,
+        seq,
+        timestamp_ms,
+        payload: Bytes::from(vec![1; len]),
+        signature: None,
+    })
+}
+
 fn cluster(n: u32, seed: u64) -> Net {
     cluster_with(n, Config::default(), seed)
 }
@@ -265,18 +288,7 @@ fn signed_rumors_carry_a_valid_origin_signature() {
     ));
     let mut a =
         Core::new(cfg.clone(), roster, boot(0, Some(key.clone())), Millis(0)).expect("core");
-    a.handle_datagram(
-        Millis(1),
-        1,
-        [Message::Update(codec::Update {
-            subject: 1,
-            incarnation: 1,
-            state: MemberState::Alive,
-            origin: 1,
-            addr: None,
-            signature: None,
-        })],
-    );
+    a.handle_datagram(Millis(1), 1, [update(1, 1, MemberState::Alive, 1)]);
     a.publish(Millis(2), Bytes::from_static(b"hello"))
         .expect("publish");
     assert!(a.publish(Millis(2), Bytes::from(vec![0; 1300])).is_err());
@@ -311,38 +323,19 @@ fn an_incarnation_no_boot_can_have_is_refused_and_accusations_stay_refutable() {
         t,
     )
     .expect("core");
-    let statement = |subject, incarnation, state, origin| {
-        Message::Update(codec::Update {
-            subject,
-            incarnation,
-            state,
-            origin,
-            addr: None,
-            signature: None,
-        })
-    };
-    let rumor = |seq| {
-        Message::Rumor(codec::Rumor {
-            origin: 1,
-            seq,
-            timestamp_ms: t.0,
-            payload: Bytes::from_static(b"r"),
-            signature: None,
-        })
-    };
     let member_1 = Boot::from_epoch(1, now_s, 0);
     core.handle_datagram(
         t,
         1,
-        [statement(1, member_1.incarnation, MemberState::Alive, 1)],
+        [update(1, member_1.incarnation, MemberState::Alive, 1)],
     );
     // At u64::MAX neither member 1 nor we could ever refute: both are refused.
     core.handle_datagram(
         t,
         2,
         [
-            statement(1, u64::MAX, MemberState::Dead, 2),
-            statement(0, u64::MAX, MemberState::Dead, 2),
+            update(1, u64::MAX, MemberState::Dead, 2),
+            update(0, u64::MAX, MemberState::Dead, 2),
         ],
     );
     assert_eq!(core.stats().implausible, 2);
@@ -353,13 +346,14 @@ fn an_incarnation_no_boot_can_have_is_refused_and_accusations_stay_refutable() {
     assert_eq!(core.stats().refutations, 0);
     // The last incarnation of the latest plausible epoch is accepted, and refuted above it.
     let edge = (now_s + EPOCH_LEAD_SECS + 1) * REFUTATIONS_PER_BOOT - 1;
-    core.handle_datagram(t, 2, [statement(0, edge, MemberState::Dead, 2)]);
+    core.handle_datagram(t, 2, [update(0, edge, MemberState::Dead, 2)]);
     assert_eq!(
         (core.stats().refutations, core.incarnation()),
         (1, edge + 1)
     );
     // A rumor numbered past every plausible boot is refused, and does not mute its origin.
-    core.handle_datagram(t, 1, [rumor(u64::MAX), rumor(member_1.first_rumor_seq)]);
+    let from_1 = |seq| rumor(1, seq, t.0, 1);
+    core.handle_datagram(t, 1, [from_1(u64::MAX), from_1(member_1.first_rumor_seq)]);
     assert_eq!(core.stats().implausible, 3);
     assert_eq!(core.stats().rumors_delivered, 1);
 }
@@ -377,17 +371,8 @@ fn a_rumor_too_large_for_our_datagrams_is_delivered_not_queued() {
         Millis(0),
     )
     .expect("core");
-    let rumor = |seq, len| {
-        Message::Rumor(codec::Rumor {
-            origin: 1,
-            seq,
-            timestamp_ms: 0,
-            payload: Bytes::from(vec![7; len]),
-            signature: None,
-        })
-    };
     // From a member whose --mtu is larger: ours could never carry it on.
-    core.handle_datagram(Millis(1), 1, [rumor(1, 1000), rumor(2, 10)]);
+    core.handle_datagram(Millis(1), 1, [rumor(1, 1, 0, 1000), rumor(1, 2, 0, 10)]);
     assert_eq!(core.stats().rumors_delivered, 2);
     assert_eq!(core.stats().broadcasts_too_large, 1);
     core.handle_datagram(Millis(2), 2, [Message::Ping { seq: 1 }]);
@@ -413,17 +398,11 @@ fn full_state_sync_is_split_across_datagrams() {
     let cfg = Config::default();
     let mut core =
         Core::new(cfg.clone(), roster, Boot::from_epoch(0, 1, 1), Millis(0)).expect("core");
-    let alive = |id| {
-        Message::Update(codec::Update {
-            subject: id,
-            incarnation: 3,
-            state: MemberState::Alive,
-            origin: id,
-            addr: None,
-            signature: None,
-        })
-    };
-    core.handle_datagram(Millis(1), 1, (1..n).map(alive));
+    core.handle_datagram(
+        Millis(1),
+        1,
+        (1..n).map(|id| update(id, 3, MemberState::Alive, id)),
+    );
     assert_eq!(core.cluster_size(), n as usize);
     core.drain_actions().count();
     core.handle_datagram(Millis(2), 9, [Message::SyncRequest]);
@@ -474,31 +453,14 @@ fn arb_message() -> impl Strategy<Value = Message> {
         (0u32..4, arb_id()).prop_map(|(seq, target)| Message::IndirectAck { seq, target }),
         (0u32..4, arb_id()).prop_map(|(seq, target)| Message::Nack { seq, target }),
         (arb_id(), inc.clone(), arb_state(), arb_id()).prop_map(
-            |(subject, incarnation, state, origin)| {
-                Message::Update(codec::Update {
-                    subject,
-                    incarnation,
-                    state,
-                    origin,
-                    addr: None,
-                    signature: None,
-                })
-            }
+            |(subject, incarnation, state, origin)| update(subject, incarnation, state, origin)
         ),
         (
             arb_id(),
             prop_oneof![0u64..300, Just(u64::MAX), any::<u64>()],
             0usize..1400
         )
-            .prop_map(|(origin, seq, len)| {
-                Message::Rumor(codec::Rumor {
-                    origin,
-                    seq,
-                    timestamp_ms: 0,
-                    payload: Bytes::from(vec![1; len]),
-                    signature: None,
-                })
-            }),
+            .prop_map(|(origin, seq, len)| rumor(origin, seq, 0, len)),
         Just(Message::SyncRequest),
         Just(Message::SyncReply),
         (arb_id(), inc, arb_state()).prop_map(|(s, i, v)| {
