@@ -366,6 +366,18 @@ impl RunConfig {
         if self.io_threads == 0 {
             return bad("io-threads", "must be at least 1".into());
         }
+        // Thread per core: more io threads than cores only contend, and each one warms its
+        // own receive buffers (about 6 MiB at the default MTU).
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        if self.io_threads > cores {
+            return bad(
+                "io-threads",
+                format!(
+                    "{} is more than the {cores} cores this process may use",
+                    self.io_threads
+                ),
+            );
+        }
         // The bucket holds one second's worth: below 1 it never holds a whole datagram.
         if !(self.sender_rate.is_finite() && self.sender_rate >= 1.0) {
             return bad(
@@ -475,6 +487,17 @@ mod tests {
         .resolve(RunOptions::default())
         .unwrap_err();
         assert!(e.to_string().starts_with("--sender-rate"), "{e}");
+        let e = opts(&[
+            "--bind",
+            "127.0.0.1:1",
+            "--suite",
+            "none",
+            "--io-threads",
+            "100000",
+        ])
+        .resolve(RunOptions::default())
+        .unwrap_err();
+        assert!(e.to_string().starts_with("--io-threads"), "{e}");
         let e = opts(&[
             "--bind",
             "127.0.0.1:1",
