@@ -1,5 +1,5 @@
-//! The small files rumor keeps (key files, rosters, the state directory's records): read only
-//! when regular and bounded, replaced only whole.
+//! The small files rumor keeps: key files and rosters are read only when regular and bounded;
+//! the state directory's records are replaced only whole.
 //!
 //! Why: a path given on the command line or in a `keys install` request may name a FIFO or a
 //! device, where a plain read blocks for ever or never ends; and a record torn by a crash
