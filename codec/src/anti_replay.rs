@@ -12,7 +12,8 @@
 //! window is gone, and that floor is what stops a replay of traffic captured before it. A sender
 //! whose window was evicted (LRU bound) is held to the newest timestamp that window had seen.
 //! Once a newer epoch of a sender authenticates, its older epochs are refused; an epoch further
-//! ahead of our clock than [`crate::epoch::EPOCH_LEAD_SECS`] is refused before it can.
+//! ahead of our clock than [`crate::epoch::EPOCH_LEAD_SECS`] is refused before it can
+//! ([`crate::epoch::reachable`]).
 //!
 //! Concurrency: one `ReplayGuard` per receiving owner (not shared between threads).
 
@@ -178,7 +179,7 @@ impl ReplayGuard {
     fn fresh(&self, now_ms: u64, h: &Header, floor: u64) -> Result<(), Replay> {
         // A forged far-future epoch would replace the sender's window and refuse all its real
         // datagrams as `StaleEpoch` for as long as this receiver runs.
-        if h.epoch > now_ms / 1000 + crate::epoch::EPOCH_LEAD_SECS {
+        if !crate::epoch::reachable(h.epoch, now_ms) {
             return Err(Replay::FutureEpoch(h.epoch));
         }
         if h.timestamp_ms > now_ms.saturating_add(self.cfg.max_skew_ms) {

@@ -21,6 +21,12 @@ use std::path::{Path, PathBuf};
 /// boot can have reached yet.
 pub const EPOCH_LEAD_SECS: u64 = 86_400;
 
+/// Whether some boot can have reached `epoch` by `now_ms` (the receiver's clock): the one
+/// bound for header epochs and for the incarnations and rumor numbers derived from them.
+pub fn reachable(epoch: u64, now_ms: u64) -> bool {
+    epoch <= now_ms / 1000 + EPOCH_LEAD_SECS
+}
+
 const EPOCH_FILE: &str = "epoch";
 const LOCK_FILE: &str = "lock";
 

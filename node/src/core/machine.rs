@@ -45,12 +45,12 @@ const RUMORS_PER_BOOT: u64 = 1 << 32;
 
 /// Whether `number` (an incarnation with `per_boot` = [`REFUTATIONS_PER_BOOT`], a rumor
 /// sequence number with [`RUMORS_PER_BOOT`]) belongs to an epoch no boot can have reached by
-/// `now` ([`codec::epoch::EPOCH_LEAD_SECS`]; epochs are unix seconds on the real driver's
-/// clock, and count boots on a virtual clock that starts at 0). Such a statement is refused:
+/// `now` ([`codec::epoch::reachable`]; epochs are unix seconds on the real driver's clock,
+/// and count boots on a virtual clock that starts at 0). Such a statement is refused:
 /// at `u64::MAX` its subject could never refute it, not even after a restart, and a rumor
 /// there would mark all its origin's later ones as seen.
 fn implausible(now: Millis, number: u64, per_boot: u64) -> bool {
-    number / per_boot > now.0 / 1000 + codec::epoch::EPOCH_LEAD_SECS
+    !codec::epoch::reachable(number / per_boot, now.0)
 }
 
 /// Past this many remembered sync answers, the expired ones are forgotten: the map stays as
