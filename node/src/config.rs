@@ -241,6 +241,12 @@ pub struct RunConfig {
     pub huge_pages: bool,
 }
 
+/// Cores this process may run on (its affinity and cgroup quota): the default thread counts,
+/// and the most io threads a node takes.
+fn usable_cores() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
 impl RunOptions {
     pub fn from_file(path: &Path) -> Result<RunOptions, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
@@ -255,7 +261,7 @@ impl RunOptions {
 
     /// Flags (`self`) over the file over the defaults, then validated.
     pub fn resolve(self, file: RunOptions) -> Result<RunConfig, ConfigError> {
-        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let cores = usable_cores();
         let bind = self.bind.or(file.bind).ok_or(ConfigError::Invalid {
             flag: "bind",
             why: "required (e.g. --bind 127.0.0.1:7946)".into(),
@@ -368,7 +374,7 @@ impl RunConfig {
         }
         // Thread per core: more io threads than cores only contend, and each one warms its
         // own receive buffers (about 6 MiB at the default MTU).
-        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let cores = usable_cores();
         if self.io_threads > cores {
             return bad(
                 "io-threads",
