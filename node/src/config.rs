@@ -470,51 +470,28 @@ mod tests {
 
     #[test]
     fn bad_values_name_the_flag() {
-        let e = opts(&["--bind", "127.0.0.1:1", "--suite", "none", "--fanout", "0"])
-            .resolve(RunOptions::default())
-            .unwrap_err();
-        assert!(e.to_string().starts_with("--fanout"), "{e}");
-        let e = opts(&["--bind", "127.0.0.1:1", "--suite", "ed25519"])
-            .resolve(RunOptions::default())
-            .unwrap_err();
-        assert_eq!(e.to_string(), "suite ed25519 needs --key");
-        let e = opts(&["--bind", "127.0.0.1:1", "--suite", "none", "--mtu", "50"])
-            .resolve(RunOptions::default())
-            .unwrap_err();
-        assert!(e.to_string().starts_with("--mtu"), "{e}");
-        let e = opts(&[
-            "--bind",
-            "127.0.0.1:1",
-            "--suite",
-            "none",
-            "--sender-rate",
-            "0.5",
-        ])
-        .resolve(RunOptions::default())
-        .unwrap_err();
-        assert!(e.to_string().starts_with("--sender-rate"), "{e}");
-        let e = opts(&[
-            "--bind",
-            "127.0.0.1:1",
-            "--suite",
-            "none",
-            "--io-threads",
-            "100000",
-        ])
-        .resolve(RunOptions::default())
-        .unwrap_err();
-        assert!(e.to_string().starts_with("--io-threads"), "{e}");
-        let e = opts(&[
-            "--bind",
-            "127.0.0.1:1",
-            "--suite",
-            "hmac-sha256",
-            "--tolerate",
-            "1",
-        ])
-        .resolve(RunOptions::default())
-        .unwrap_err();
-        assert!(e.to_string().contains("per-member provenance"), "{e}");
+        // `--bind` and then `args`: the error, as the operator reads it.
+        let refused = |args: &[&str]| {
+            opts(&[&["--bind", "127.0.0.1:1"], args].concat())
+                .resolve(RunOptions::default())
+                .unwrap_err()
+                .to_string()
+        };
+        for (flag, value) in [
+            ("--fanout", "0"),
+            ("--mtu", "50"),
+            ("--sender-rate", "0.5"),
+            ("--io-threads", "100000"),
+        ] {
+            let e = refused(&["--suite", "none", flag, value]);
+            assert!(e.starts_with(flag), "{e}");
+        }
+        assert_eq!(
+            refused(&["--suite", "ed25519"]),
+            "suite ed25519 needs --key"
+        );
+        let e = refused(&["--suite", "hmac-sha256", "--tolerate", "1"]);
+        assert!(e.contains("per-member provenance"), "{e}");
         let c = opts(&[
             "--bind",
             "127.0.0.1:1",
