@@ -8,6 +8,13 @@
 //! would otherwise receive each new item on the acks of one burst and use up its whole
 //! transmission budget: honest rumors were lost that way in the flooder runs of
 //! `rumor-bench attacks`. Sending an item twice to one member never informs anyone new.
+//! For the same reason an item is never sent to a member known to hold it already (the one we
+//! heard it from, any member that sent it to us again, its origin), as Bitcoin Core keeps a
+//! per-peer set of known inventory (`m_tx_inventory_known_filter`). Where a member's datagrams
+//! carry fewer items than the queue asks for (fanout 1 with signed rumors), the transmissions it
+//! can afford then go to members that may still lack the item: at n = 32 each member knows
+//! about as many holders as it sends, which takes a member's chance of missing a rumor from
+//! about e^-T to e^-T·n/(n - T) after T sends each.
 //! Concurrency: owned by one `Core`; not shared.
 
 use std::cmp::Reverse;
@@ -55,8 +62,8 @@ struct Item {
     sent: SentTo,
 }
 
-/// The members an item was sent to (at most its transmission limit of them). Every fill asks
-/// each item whether it went to the destination, and the answer is almost always no: a bit per
+/// The members an item was sent to (at most its transmission limit of them) or heard from. Every
+/// fill asks each item whether the destination has it, and the answer is almost always no: a bit per
 /// residue of the member id answers most of those without reading the list (which at n = 10,000
 /// sat behind a cache miss per item: about a sixth of the simulator's time).
 #[derive(Default)]
@@ -156,6 +163,19 @@ impl Broadcasts {
             }
         }
         dropped
+    }
+
+    /// Records that `member` holds the item queued under `key` (it sent it to us, or is its
+    /// origin), so no transmission of it is spent on `member`. Not a transmission.
+    pub fn held_by(&mut self, key: &Key, member: MemberId) {
+        let Some(rank) = self.ranks.get(key) else {
+            return;
+        };
+        if let Some(item) = self.order.get_mut(rank) {
+            if !item.sent.contains(member) {
+                item.sent.insert(member);
+            }
+        }
     }
 
     /// Drops every queued rumor of `origin` (a convicted equivocator).
@@ -271,6 +291,28 @@ mod tests {
         // budget is left for the others.
         assert_eq!((0..10).map(|_| sent(5)).sum::<usize>(), 1);
         assert_eq!([6, 7, 8, 9].map(&mut sent), [1, 1, 1, 0]);
+    }
+
+    #[test]
+    fn an_item_skips_its_known_holders() {
+        let mut b = Broadcasts::new(10);
+        let key = Key::Rumor(1, 1);
+        b.push(key, ping(1));
+        b.held_by(&key, 5);
+        b.held_by(&key, 5);
+        b.held_by(&Key::Rumor(1, 2), 6);
+        let limits = Limits {
+            member: 2,
+            rumor: 2,
+        };
+        let mut sent = |to| {
+            let (mut p, mut out) = (Packet::new(Suite::None, 1400).unwrap(), Vec::new());
+            b.fill(&mut p, &mut out, limits, to);
+            out.len()
+        };
+        // Member 5 holds it; 6 was named for another item. Knowing a holder is no transmission:
+        // both of the item's go to others.
+        assert_eq!([5, 6, 7, 8].map(&mut sent), [0, 1, 1, 0]);
     }
 
     #[test]

@@ -363,7 +363,7 @@ impl Core {
                 Message::IndirectAck { seq, target } => self.on_indirect_ack(seq, target),
                 Message::Nack { seq, target } => self.on_nack(seq, target),
                 Message::Update(u) => self.apply(now, u),
-                Message::Rumor(r) => self.on_rumor(now, r),
+                Message::Rumor(r) => self.on_rumor(now, from, r),
                 Message::SyncRequest => sync_requested = true,
                 // The updates after the marker are applied like any others (and, as memberlist
                 // does, re-gossiped when new to us: the redundancy that lets members that missed
@@ -1178,7 +1178,7 @@ impl Core {
 
     // ---- rumors ----
 
-    fn on_rumor(&mut self, now: Millis, mut r: Rumor) {
+    fn on_rumor(&mut self, now: Millis, from: MemberId, mut r: Rumor) {
         if self.roster.index_of(r.origin).is_none() {
             self.stats.rumors_ignored += 1;
             return;
@@ -1200,9 +1200,11 @@ impl Core {
                 return;
             }
         }
+        let key = Key::Rumor(r.origin, r.seq);
         // Our own rumors come back from the members we sent them to.
         if r.origin == self.id || self.rumors.seen(r.origin, r.seq) {
             self.stats.rumors_duplicate += 1;
+            self.broadcasts.held_by(&key, from);
             return;
         }
         let window = self.rumor_window(now);
@@ -1221,7 +1223,10 @@ impl Core {
             auth.hold_rumor(&r);
         }
         self.actions.push_back(Action::Deliver(r.clone()));
-        self.enqueue(Key::Rumor(r.origin, r.seq), Message::Rumor(r));
+        let origin = r.origin;
+        self.enqueue(key, Message::Rumor(r));
+        self.broadcasts.held_by(&key, from);
+        self.broadcasts.held_by(&key, origin);
     }
 
     /// The origin cap's window: the gossip interval `now` falls in.
