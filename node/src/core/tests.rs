@@ -392,6 +392,31 @@ fn a_rumor_too_large_for_our_datagrams_is_delivered_not_queued() {
 }
 
 #[test]
+fn a_rumor_is_not_sent_to_members_known_to_hold_it() {
+    let mut core = Core::new(
+        Config::default(),
+        Arc::new(Roster::dense(5)),
+        Boot::from_epoch(0, 1, 1),
+        Millis(0),
+    )
+    .expect("core");
+    // Origin 1's rumor, relayed by 2 and again by 3: of the others only 4 may lack it.
+    core.handle_datagram(Millis(1), 2, [rumor(1, 1, 0, 10)]);
+    core.handle_datagram(Millis(2), 3, [rumor(1, 1, 0, 10)]);
+    let mut carried_to = |from: MemberId| {
+        core.handle_datagram(Millis(3), from, [Message::Ping { seq: 1 }]);
+        core.drain_actions().any(|a| {
+            matches!(a, Action::Send { to, messages, .. }
+                if to == from && messages.iter().any(|m| matches!(m, Message::Rumor(_))))
+        })
+    };
+    assert_eq!(
+        [1, 2, 3, 4].map(&mut carried_to),
+        [false, false, false, true]
+    );
+}
+
+#[test]
 fn full_state_sync_is_split_across_datagrams() {
     let n = 500;
     let roster = Arc::new(Roster::dense(n));
