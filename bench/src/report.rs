@@ -462,7 +462,8 @@ fn real_section(
         format!(
             " The simulator gives its members the same budget as one shared pool, and adds what {under} beyond its \
              crypto and socket model: a background with no rumors (timers, probes) and a cost per datagram (thread \
-             wake-ups and hand-offs, which dominate at these low rates). Ed25519, whose signatures go through the \
+             wake-ups and hand-offs, which dominate at these low rates), fitted so that the simulator there uses the \
+             CPU the cluster used. Ed25519, whose signatures go through the \
              verification pool: {}; none, the path of the MAC and AEAD suites (checked on the io thread): {}. Every \
              point below is a prediction from those{fitted}: the simulated run with the median p99 of {} seeds, \
              with the seeds' fastest and slowest p99 in brackets.",
