@@ -297,10 +297,10 @@ const FIT_STEPS: u32 = 12;
 
 /// The overhead per datagram with which the simulator, at the reference setting, the real load,
 /// and `per_member` cores of a shared budget beside the measured background, uses what the
-/// calibration cluster `c` used: one parameter fitted on one measured figure. (Subtracting the
-/// simulator's cost per datagram from the real one, as until 2e22ab3, counted the probes and
-/// acks twice, once in the measured background and again in the model, so the simulator ran
-/// 6-9 points of the budget hotter than the real cluster at the very point it was fitted on.)
+/// calibration cluster `c` used: one parameter fitted on one measured figure. (The method
+/// before, the real cost per datagram less the simulator's, counted the probes and acks twice,
+/// once in the measured background and again in the model, so the simulator ran 6-9 points of
+/// the budget hotter than the real cluster at the very point it was fitted on.)
 /// The simulator is deterministic, and its CPU moves by under 0.3 % from seed to seed here, so
 /// one seed decides. Bracketed by 0 and the whole real CPU per datagram sent.
 fn fit_overhead(

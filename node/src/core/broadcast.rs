@@ -12,9 +12,9 @@
 //! heard it from, any member that sent it to us again, its origin), as Bitcoin Core keeps a
 //! per-peer set of known inventory (`m_tx_inventory_known_filter`). Where a member's datagrams
 //! carry fewer items than the queue asks for (fanout 1 with signed rumors), the transmissions it
-//! can afford then go to members that may still lack the item: at n = 32 each member knows
-//! about as many holders as it sends, which takes a member's chance of missing a rumor from
-//! about e^-T to e^-T·n/(n - T) after T sends each.
+//! can afford then go to members that may still lack the item. At n = 32 each member knows
+//! about as many holders as it sends, so after T sends by each member the chance that one
+//! member missed a rumor falls from about exp(-T) to exp(-T·n/(n - T)).
 //! Concurrency: owned by one `Core`; not shared.
 
 use std::cmp::Reverse;
