@@ -274,19 +274,22 @@ mod tests {
         );
     }
 
+    /// How many items one fill for `to` carries, every item allowed `limit` transmissions.
+    fn items_sent(b: &mut Broadcasts, limit: u32, to: MemberId) -> usize {
+        let (mut p, mut out) = (Packet::new(Suite::None, 1400).unwrap(), Vec::new());
+        let limits = Limits {
+            member: limit,
+            rumor: limit,
+        };
+        b.fill(&mut p, &mut out, limits, to);
+        out.len()
+    }
+
     #[test]
     fn an_item_goes_to_each_member_once() {
         let mut b = Broadcasts::new(10);
         b.push(Key::Rumor(1, 1), ping(1));
-        let limits = Limits {
-            member: 4,
-            rumor: 4,
-        };
-        let mut sent = |to| {
-            let (mut p, mut out) = (Packet::new(Suite::None, 1400).unwrap(), Vec::new());
-            b.fill(&mut p, &mut out, limits, to);
-            out.len()
-        };
+        let mut sent = |to| items_sent(&mut b, 4, to);
         // A member asking again and again (a flood of pings, each acked) gets it once, and the
         // budget is left for the others.
         assert_eq!((0..10).map(|_| sent(5)).sum::<usize>(), 1);
@@ -301,18 +304,12 @@ mod tests {
         b.held_by(&key, 5);
         b.held_by(&key, 5);
         b.held_by(&Key::Rumor(1, 2), 6);
-        let limits = Limits {
-            member: 2,
-            rumor: 2,
-        };
-        let mut sent = |to| {
-            let (mut p, mut out) = (Packet::new(Suite::None, 1400).unwrap(), Vec::new());
-            b.fill(&mut p, &mut out, limits, to);
-            out.len()
-        };
         // Member 5 holds it; 6 was named for another item. Knowing a holder is no transmission:
         // both of the item's go to others.
-        assert_eq!([5, 6, 7, 8].map(&mut sent), [0, 1, 1, 0]);
+        assert_eq!(
+            [5, 6, 7, 8].map(|to| items_sent(&mut b, 2, to)),
+            [0, 1, 1, 0]
+        );
     }
 
     #[test]
