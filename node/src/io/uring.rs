@@ -3,7 +3,8 @@
 //! Every buffer in the ring is a carved `BytesMut` slot (`rxbuf.rs`): when a completion names
 //! slot `bid`, that slot leaves as the datagram (header and name skipped by moving its start,
 //! no copy) and a fresh slot is published in its place. If the ring runs dry the kernel ends
-//! the multishot with `ENOBUFS`; we count it and re-arm.
+//! the multishot with `ENOBUFS`; we count it and re-arm. Any other error completion is returned
+//! after the datagrams completed before it, with every buffer handed back.
 //!
 //! Concurrency: one `UringRx` per io thread; only that thread touches its ring.
 
@@ -72,6 +73,9 @@ pub struct UringRx {
     armed: bool,
     truncated: u64,
     rearms: u64,
+    /// A receive error met behind datagrams of the same batch: those go out first, and the
+    /// error with the next call.
+    deferred: Option<std::io::Error>,
     /// One call's completions and the buffer ids to hand back, kept between calls.
     cq: Vec<(i32, u32)>,
     refilled: Vec<u16>,
@@ -118,6 +122,7 @@ impl UringRx {
             armed: false,
             truncated: 0,
             rearms: 0,
+            deferred: None,
             cq: Vec::with_capacity(super::mmsg::BATCH),
             refilled: Vec::with_capacity(super::mmsg::BATCH),
         };
@@ -197,6 +202,9 @@ impl Receiver for UringRx {
 impl UringRx {
     /// One pass: (re)arm, wait up to `wait` if nothing is pending, take at most one batch.
     fn recv_some(&mut self, out: &mut Vec<Datagram>, wait: Duration) -> std::io::Result<usize> {
+        if let Some(e) = self.deferred.take() {
+            return Err(e);
+        }
         if !self.armed {
             self.arm()?;
             self.rearms += 1;
@@ -212,7 +220,7 @@ impl UringRx {
                 Err(e) => return Err(e),
             }
         }
-        let mut got = 0;
+        let (mut got, mut failed) = (0, None);
         self.refilled.clear();
         self.cq.clear();
         // At most one batch per call: the rest waits in the completion queue, and the pool's
@@ -229,10 +237,12 @@ impl UringRx {
                 self.armed = false;
             }
             if res < 0 {
-                if -res == libc::ENOBUFS || -res == libc::EINTR {
-                    continue;
+                // The batch is finished first: its datagrams delivered and every buffer it
+                // took handed back to the ring (returning here lost both).
+                if -res != libc::ENOBUFS && -res != libc::EINTR {
+                    failed.get_or_insert(std::io::Error::from_raw_os_error(-res));
                 }
-                return Err(std::io::Error::from_raw_os_error(-res));
+                continue;
             }
             let Some(bid) = cqueue::buffer_select(flags) else {
                 continue;
@@ -289,7 +299,14 @@ impl UringRx {
             self.publish(self.refilled[i]);
         }
         self.commit_tail();
-        Ok(got)
+        match failed {
+            Some(e) if got == 0 => Err(e),
+            Some(e) => {
+                self.deferred = Some(e);
+                Ok(got)
+            }
+            None => Ok(got),
+        }
     }
 }
 
@@ -337,6 +354,53 @@ mod tests {
         tx.send_to(&[1; 300], addr).unwrap();
         r.recv_batch(&mut out, Duration::from_millis(100)).unwrap();
         assert_eq!(r.truncated(), 1);
+        assert_eq!(
+            r.recv_batch(&mut out, Duration::from_millis(20)).unwrap(),
+            0
+        );
+    }
+
+    #[test]
+    fn a_receive_error_keeps_the_datagrams_and_buffers_before_it() {
+        let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let (peer, rx) = (
+            tx.local_addr().unwrap(),
+            UdpSocket::bind("127.0.0.1:0").unwrap(),
+        );
+        let addr = rx.local_addr().unwrap();
+        // Connected, so an ICMP port-unreachable for what it sends comes back as a receive
+        // error (ECONNREFUSED) on its socket, behind the datagrams already queued.
+        rx.connect(peer).unwrap();
+        let probe = rx.try_clone().unwrap();
+        let mut r = match UringRx::new(rx, super::super::buffer_size(100)) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("io_uring unavailable here, skipping: {e}");
+                return;
+            }
+        };
+        let mut out = Vec::new();
+        assert_eq!(r.recv_batch(&mut out, Duration::ZERO).unwrap(), 0);
+        for i in 0..4u32 {
+            tx.send_to(&i.to_be_bytes(), addr).unwrap();
+        }
+        drop(tx);
+        probe.send(&[0]).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        // The datagrams first, then the error, then the receiver carries on.
+        assert_eq!(
+            r.recv_batch(&mut out, Duration::from_millis(100)).unwrap(),
+            4
+        );
+        let payloads: Vec<&[u8]> = out.iter().map(|d| &d.buf[..]).collect();
+        assert_eq!(
+            payloads,
+            (0..4u32).map(u32::to_be_bytes).collect::<Vec<_>>()
+        );
+        let e = r
+            .recv_batch(&mut out, Duration::from_millis(100))
+            .unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused);
         assert_eq!(
             r.recv_batch(&mut out, Duration::from_millis(20)).unwrap(),
             0
