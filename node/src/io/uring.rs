@@ -321,17 +321,20 @@ impl Drop for UringRx {
 mod tests {
     use super::*;
 
+    /// A receiver on `rx`, or None (the test skips) where this kernel refuses io_uring.
+    fn receiver(rx: UdpSocket) -> Option<UringRx> {
+        UringRx::new(rx, super::super::buffer_size(100))
+            .inspect_err(|e| eprintln!("io_uring unavailable here, skipping: {e}"))
+            .ok()
+    }
+
     #[test]
     fn receives_through_the_buffer_ring_and_recycles() {
         let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
         let addr = rx.local_addr().unwrap();
         let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let mut r = match UringRx::new(rx, super::super::buffer_size(100)) {
-            Ok(r) => r,
-            Err(e) => {
-                eprintln!("io_uring unavailable here, skipping: {e}");
-                return;
-            }
+        let Some(mut r) = receiver(rx) else {
+            return;
         };
         let mut out = Vec::new();
         // more datagrams than ring buffers: slots must be recycled
@@ -372,12 +375,8 @@ mod tests {
         // error (ECONNREFUSED) on its socket, behind the datagrams already queued.
         rx.connect(peer).unwrap();
         let probe = rx.try_clone().unwrap();
-        let mut r = match UringRx::new(rx, super::super::buffer_size(100)) {
-            Ok(r) => r,
-            Err(e) => {
-                eprintln!("io_uring unavailable here, skipping: {e}");
-                return;
-            }
+        let Some(mut r) = receiver(rx) else {
+            return;
         };
         let mut out = Vec::new();
         assert_eq!(r.recv_batch(&mut out, Duration::ZERO).unwrap(), 0);
