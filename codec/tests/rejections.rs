@@ -197,15 +197,7 @@ fn replay_stale_epoch_and_timestamps() {
         assert_eq!(g.precheck(NOW, a.header()), Err(Replay::Duplicate));
         assert_eq!(g.commit(NOW, &a), Err(Replay::Duplicate));
         // a newer epoch replaces the window; the older epoch is then refused
-        let mut s2 = Sealer::new(
-            suite,
-            TAG,
-            1,
-            6,
-            rumor_codec::fuzz::hop_keys(suite),
-            &mut rand::thread_rng(),
-        )
-        .unwrap();
+        let mut s2 = sealer_at(suite, 6);
         let b = verified(suite, &mut s2, NOW);
         g.commit(NOW, &b).unwrap();
         let a2 = verified(suite, &mut s, NOW);
@@ -216,15 +208,7 @@ fn replay_stale_epoch_and_timestamps() {
         // an epoch no boot can have reached yet is refused: it would replace the window and
         // refuse the sender's real datagrams as stale
         let far = NOW / 1000 + rumor_codec::epoch::EPOCH_LEAD_SECS + 1;
-        let mut forged = Sealer::new(
-            suite,
-            TAG,
-            1,
-            far,
-            rumor_codec::fuzz::hop_keys(suite),
-            &mut rand::thread_rng(),
-        )
-        .unwrap();
+        let mut forged = sealer_at(suite, far);
         let f = verified(suite, &mut forged, NOW);
         assert_eq!(g.commit(NOW, &f), Err(Replay::FutureEpoch(far)));
         g.commit(NOW, &verified(suite, &mut s2, NOW)).unwrap();

@@ -109,7 +109,20 @@ pub const NOW: u64 = 1_790_000_000_000;
 
 /// A sealer of the fuzz fixture for `suite`, sender 1, epoch 5.
 pub fn sealer(suite: Suite) -> Sealer {
-    Sealer::new(suite, TAG, 1, 5, hop_keys(suite), &mut rand::thread_rng()).unwrap()
+    sealer_at(suite, 5)
+}
+
+/// A sealer of the fuzz fixture for `suite`, sender 1, boot `epoch`.
+pub fn sealer_at(suite: Suite, epoch: u64) -> Sealer {
+    Sealer::new(
+        suite,
+        TAG,
+        1,
+        epoch,
+        hop_keys(suite),
+        &mut rand::thread_rng(),
+    )
+    .unwrap()
 }
 
 pub fn opener(suite: Suite) -> Opener {

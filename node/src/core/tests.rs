@@ -104,6 +104,22 @@ fn rumor(origin: MemberId, seq: u64, timestamp_ms: u64, len: usize) -> Message {
     })
 }
 
+/// Drains `core`'s actions: every rumor it sent, with its destination.
+fn rumors_sent(core: &mut Core) -> Vec<(MemberId, codec::Rumor)> {
+    core.drain_actions()
+        .filter_map(|a| match a {
+            Action::Send { to, messages } => Some((to, messages)),
+            _ => None,
+        })
+        .flat_map(|(to, messages)| {
+            messages.into_iter().filter_map(move |m| match m {
+                Message::Rumor(r) => Some((to, r)),
+                _ => None,
+            })
+        })
+        .collect()
+}
+
 fn cluster(n: u32, seed: u64) -> Net {
     cluster_with(n, Config::default(), seed)
 }
@@ -293,17 +309,9 @@ fn signed_rumors_carry_a_valid_origin_signature() {
         .expect("publish");
     assert!(a.publish(Millis(2), Bytes::from(vec![0; 1300])).is_err());
     a.handle_datagram(Millis(3), 1, [Message::Ping { seq: 9 }]);
-    let rumor = a
-        .drain_actions()
-        .filter_map(|x| match x {
-            Action::Send { messages, .. } => Some(messages),
-            _ => None,
-        })
-        .flatten()
-        .find_map(|m| match m {
-            Message::Rumor(r) => Some(r),
-            _ => None,
-        })
+    let (_, rumor) = rumors_sent(&mut a)
+        .into_iter()
+        .next()
         .expect("rumor piggybacked on the ack");
     let sig = rumor.signature.expect("signed");
     assert!(codec::ed25519::verify(&key.public(), &rumor.signing_input(0xfeed), &sig).is_ok());
@@ -376,18 +384,7 @@ fn a_rumor_too_large_for_our_datagrams_is_delivered_not_queued() {
     assert_eq!(core.stats().rumors_delivered, 2);
     assert_eq!(core.stats().broadcasts_too_large, 1);
     core.handle_datagram(Millis(2), 2, [Message::Ping { seq: 1 }]);
-    let carried: Vec<u64> = core
-        .drain_actions()
-        .filter_map(|a| match a {
-            Action::Send { messages, .. } => Some(messages),
-            _ => None,
-        })
-        .flatten()
-        .filter_map(|m| match m {
-            Message::Rumor(r) => Some(r.seq),
-            _ => None,
-        })
-        .collect();
+    let carried: Vec<u64> = rumors_sent(&mut core).iter().map(|(_, r)| r.seq).collect();
     assert_eq!(carried, [2], "only the rumor that fits is piggybacked");
 }
 
@@ -405,10 +402,7 @@ fn a_rumor_is_not_sent_to_members_known_to_hold_it() {
     core.handle_datagram(Millis(2), 3, [rumor(1, 1, 0, 10)]);
     let mut carried_to = |from: MemberId| {
         core.handle_datagram(Millis(3), from, [Message::Ping { seq: 1 }]);
-        core.drain_actions().any(|a| {
-            matches!(a, Action::Send { to, messages, .. }
-                if to == from && messages.iter().any(|m| matches!(m, Message::Rumor(_))))
-        })
+        rumors_sent(&mut core).iter().any(|(to, _)| *to == from)
     };
     assert_eq!(
         [1, 2, 3, 4].map(&mut carried_to),
